@@ -1,0 +1,364 @@
+"""Primitive ops: each forward on NumPy arrays beside its local gradient.
+
+Every differentiable method of ``Tensor`` routes to one of these, or is built
+from them (``mean`` is ``sum`` times ``1/n``). ``backward`` receives the
+gradient of the output and returns one gradient per input, already reduced to
+that input's shape, or None where the input needs none.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .autograd import Function, unbroadcast
+
+# ----------------------------------------------------------------- binary ops
+
+
+class Add(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a + b
+
+    def backward(self, g):
+        sa, sb = self.shapes
+        return unbroadcast(g, sa), unbroadcast(g, sb)
+
+
+class Sub(Function):
+    # A primitive rather than a + (-b): it is on every hot path (losses, updates)
+    # and one node is cheaper than two.
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a - b
+
+    def backward(self, g):
+        sa, sb = self.shapes
+        gb = unbroadcast(-g, sb) if self.needs_input_grad[1] else None
+        return unbroadcast(g, sa), gb
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        ga = unbroadcast(g * b, a.shape) if self.needs_input_grad[0] else None
+        gb = unbroadcast(g * a, b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Div(Function):
+    # A primitive rather than a * b**-1, which loses precision for large b.
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        ga = unbroadcast(g / b, a.shape) if self.needs_input_grad[0] else None
+        gb = unbroadcast(-g * a / (b * b), b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Pow(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        self.out = a**b
+        return self.out
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = unbroadcast(g * b * a ** (b - 1), a.shape)
+        if self.needs_input_grad[1]:
+            # d(a^b)/db = a^b log a; PyTorch defines it as 0 where a == 0.
+            with np.errstate(divide="ignore", invalid="ignore"):
+                log_a = np.where(a > 0, np.log(np.where(a > 0, a, 1)), 0).astype(self.out.dtype)
+            gb = unbroadcast(g * self.out * log_a, b.shape)
+        return ga, gb
+
+
+class MatMul(Function):
+    """``a @ b`` for 1-D, 2-D and batched operands, with NumPy's broadcasting."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a @ b
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        # Lift 1-D operands to matrices so one formula covers every case.
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        g2 = g
+        if a.ndim == 1:
+            g2 = np.expand_dims(g2, -2)
+        if b.ndim == 1:
+            g2 = np.expand_dims(g2, -1)
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+        if self.needs_input_grad[1]:
+            gb = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
+        return ga, gb
+
+
+# ------------------------------------------------------------------ unary ops
+
+
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, g):
+        return (-g,)
+
+
+class Exp(Function):
+    def forward(self, a):
+        self.out = np.exp(a)
+        return self.out
+
+    def backward(self, g):
+        return (g * self.out,)
+
+
+class Log(Function):
+    def forward(self, a):
+        self.a = a
+        return np.log(a)
+
+    def backward(self, g):
+        return (g / self.a,)
+
+
+class Sqrt(Function):
+    def forward(self, a):
+        self.out = np.sqrt(a)
+        return self.out
+
+    def backward(self, g):
+        return (g / (2 * self.out),)
+
+
+class Abs(Function):
+    def forward(self, a):
+        self.a = a
+        return np.abs(a)
+
+    def backward(self, g):
+        return (g * np.sign(self.a),)
+
+
+class Tanh(Function):
+    def forward(self, a):
+        self.out = np.tanh(a)
+        return self.out
+
+    def backward(self, g):
+        return (g * (1 - self.out * self.out),)
+
+
+class Sigmoid(Function):
+    def forward(self, a):
+        # exp(-log(1 + e^-x)) neither overflows nor loses small values.
+        self.out = np.exp(-np.logaddexp(0, -a)).astype(a.dtype, copy=False)
+        return self.out
+
+    def backward(self, g):
+        s = self.out
+        return (g * s * (1 - s),)
+
+
+class ReLU(Function):
+    def forward(self, a):
+        self.mask = a > 0
+        return np.where(self.mask, a, 0).astype(a.dtype, copy=False)
+
+    def backward(self, g):
+        return (g * self.mask,)
+
+
+class Clip(Function):
+    def forward(self, a, low=None, high=None):
+        self.mask = np.ones(a.shape, dtype=bool)
+        if low is not None:
+            self.mask &= a >= low
+        if high is not None:
+            self.mask &= a <= high
+        return np.clip(a, low, high).astype(a.dtype, copy=False)
+
+    def backward(self, g):
+        # As torch.clamp: the gradient passes where low <= x <= high.
+        return (g * self.mask,)
+
+
+class Cast(Function):
+    def forward(self, a, dtype=None):
+        self.dtype = a.dtype
+        return a.astype(dtype)
+
+    def backward(self, g):
+        return (g.astype(self.dtype),)
+
+
+# ------------------------------------------------------------------ reductions
+
+
+class Sum(Function):
+    def forward(self, a, axis=None, keepdims=False):
+        self.shape, self.axis, self.keepdims = a.shape, axis, keepdims
+        return np.asarray(a.sum(axis=axis, keepdims=keepdims))
+
+    def backward(self, g):
+        if self.axis is not None and not self.keepdims:
+            g = np.expand_dims(g, self.axis)
+        return (np.broadcast_to(g, self.shape),)
+
+
+class AMax(Function):
+    """max/min over axes, values only; ties share the gradient evenly (torch.amax)."""
+
+    def forward(self, a, axis=None, keepdims=False, minimum=False):
+        reduce = np.min if minimum else np.max
+        out = np.asarray(reduce(a, axis=axis, keepdims=True))
+        self.mask = a == out
+        self.axis, self.keepdims = axis, keepdims
+        return out if keepdims else np.asarray(out.reshape(_reduced_shape(a.shape, axis)))
+
+    def backward(self, g):
+        if not self.keepdims:
+            g = g.reshape(_reduced_shape(self.mask.shape, self.axis, keepdims=True))
+        count = self.mask.sum(axis=self.axis, keepdims=True)
+        return (self.mask * (g / count),)
+
+
+class SelectMax(Function):
+    """max/min along one dim with its indices (torch.max(x, dim)): the gradient
+    goes to the selected element only."""
+
+    def forward(self, a, axis=0, keepdims=False, minimum=False):
+        self.shape, self.axis, self.keepdims = a.shape, axis, keepdims
+        self.indices = np.expand_dims((np.argmin if minimum else np.argmax)(a, axis=axis), axis)
+        out = np.take_along_axis(a, self.indices, axis=axis)
+        return out if keepdims else np.squeeze(out, axis=axis)
+
+    def backward(self, g):
+        if not self.keepdims:
+            g = np.expand_dims(g, self.axis)
+        full = np.zeros(self.shape, dtype=g.dtype)
+        np.put_along_axis(full, self.indices, g, axis=self.axis)
+        return (full,)
+
+
+def _reduced_shape(shape, axis, keepdims=False):
+    if axis is None:
+        return (1,) * len(shape) if keepdims else ()
+    axes = {a % len(shape) for a in (axis if isinstance(axis, tuple) else (axis,))}
+    if keepdims:
+        return tuple(1 if i in axes else n for i, n in enumerate(shape))
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
+
+
+# ---------------------------------------------------------------- shape ops
+
+
+class Reshape(Function):
+    def forward(self, a, shape=None):
+        self.shape = a.shape
+        return a.reshape(shape)
+
+    def backward(self, g):
+        return (g.reshape(self.shape),)
+
+
+class Permute(Function):
+    def forward(self, a, axes=None):
+        self.axes = axes
+        return np.transpose(a, axes)
+
+    def backward(self, g):
+        return (np.transpose(g, np.argsort(self.axes)),)
+
+
+class Expand(Function):
+    def forward(self, a, shape=None):
+        self.shape = a.shape
+        return np.broadcast_to(a, shape)
+
+    def backward(self, g):
+        return (unbroadcast(g, self.shape),)
+
+
+class Index(Function):
+    """``a[index]`` with slices, integers, integer arrays or boolean masks."""
+
+    def forward(self, a, index=None):
+        self.shape, self.dtype, self.index = a.shape, a.dtype, index
+        return np.asarray(a[index])
+
+    def backward(self, g):
+        full = np.zeros(self.shape, dtype=g.dtype)
+        if _is_basic_index(self.index):
+            full[self.index] = g
+        else:
+            # Integer arrays may repeat an element: its gradients must add up.
+            np.add.at(full, self.index, g)
+        return (full,)
+
+
+def _is_basic_index(index):
+    items = index if isinstance(index, tuple) else (index,)
+    return all(
+        i is None or i is Ellipsis or isinstance(i, (slice, int, np.integer)) for i in items
+    )
+
+
+class Cat(Function):
+    def forward(self, *arrays, axis=0):
+        self.axis = axis
+        self.splits = np.cumsum([a.shape[axis] for a in arrays])[:-1]
+        return np.concatenate(arrays, axis=axis)
+
+    def backward(self, g):
+        return tuple(np.split(g, self.splits, axis=self.axis))
+
+
+class Stack(Function):
+    def forward(self, *arrays, axis=0):
+        self.axis = axis
+        return np.stack(arrays, axis=axis)
+
+    def backward(self, g):
+        return tuple(np.moveaxis(g, self.axis, 0))
+
+
+# ----------------------------------------------------- fused for stability
+
+
+class Softmax(Function):
+    # Fused: exp(x - max) / sum keeps large logits finite; the composition would not.
+    def forward(self, a, axis=-1):
+        self.axis = axis
+        e = np.exp(a - a.max(axis=axis, keepdims=True))
+        self.out = e / e.sum(axis=axis, keepdims=True)
+        return self.out
+
+    def backward(self, g):
+        s = self.out
+        return (s * (g - (g * s).sum(axis=self.axis, keepdims=True)),)
+
+
+class LogSoftmax(Function):
+    # Fused: x - max - log(sum(exp(x - max))) is exact where log(softmax) underflows.
+    def forward(self, a, axis=-1):
+        self.axis = axis
+        shifted = a - a.max(axis=axis, keepdims=True)
+        self.out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        return self.out
+
+    def backward(self, g):
+        return (g - np.exp(self.out) * g.sum(axis=self.axis, keepdims=True),)
