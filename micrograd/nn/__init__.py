@@ -1,0 +1,25 @@
+"""Layers and models: ``import micrograd.nn as mn``.
+
+``Module`` and ``Parameter`` (module.py) are the base; each layer family has
+its own file; ``functional`` holds the same computations as functions and
+``init`` the weight initialisers. Names and shapes are PyTorch's, so
+``mn.Linear(3, 2).weight`` is ``(2, 3)`` and state dicts move between the two.
+"""
+from . import functional, init  # noqa: F401
+from .activation import LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .batchnorm import BatchNorm1d, BatchNorm2d
+from .conv import Conv2d
+from .dropout import Dropout
+from .flatten import Flatten
+from .linear import Linear
+from .module import Module, Parameter
+from .pooling import AvgPool2d, MaxPool2d
+from .sequential import Sequential
+
+__all__ = [
+    "Module", "Parameter", "Sequential",
+    "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten",
+    "ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
+    "Dropout", "BatchNorm1d", "BatchNorm2d",
+    "functional", "init",
+]

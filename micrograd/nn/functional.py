@@ -1,0 +1,173 @@
+"""Layers as functions (``torch.nn.functional``): the layers' ``forward`` calls these.
+
+Each delegates to an engine primitive or a short composition of them. Inputs
+may be Tensors or array-likes; an array is wrapped without a copy, keeping a
+floating dtype (as ``from_numpy``) and making anything else float32.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from micrograd.engine import conv as _conv
+from micrograd.engine.batchnorm import BatchNorm as _BatchNorm
+from micrograd.engine.random import default_generator
+from micrograd.engine.tensor import DEFAULT_DTYPE, Tensor
+
+
+def _tensor(x) -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    arr = np.asarray(x)
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(DEFAULT_DTYPE)
+    return Tensor._wrap(arr)
+
+
+def _pair(v, name):
+    pair = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
+    if len(pair) != 2 or not all(isinstance(i, (int, np.integer)) for i in pair):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _batched(x, fn):
+    """Run a (N, C, H, W) function on an unbatched (C, H, W) input too, as PyTorch does."""
+    if x.ndim == 3:
+        return fn(x.unsqueeze(0)).squeeze(0)
+    if x.ndim != 4:
+        raise ValueError(f"expected a 3D (C, H, W) or 4D (N, C, H, W) input, got shape {x.shape}")
+    return fn(x)
+
+
+# ------------------------------------------------------------------ layers
+
+
+def linear(input, weight, bias=None):
+    """y = x W^T + b, with x (..., in), W (out, in), b (out,)."""
+    x = _tensor(input)
+    out = x @ weight.T
+    return out + bias if bias is not None else out
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0):
+    """2-D cross-correlation of x (N, C, H, W) with W (O, C, kh, kw), plus b (O,)."""
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    if min(stride) < 1 or min(padding) < 0:
+        raise ValueError(f"conv2d needs stride >= 1 and padding >= 0, got {stride}, {padding}")
+    params = (weight,) if bias is None else (weight, bias)
+    return _batched(_tensor(input),
+                    lambda x: _conv.Conv2d.apply(x, *params, stride=stride, padding=padding))
+
+
+def _pool_args(kernel_size, stride, padding):
+    kernel = _pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None else _pair(stride, "stride")
+    padding = _pair(padding, "padding")
+    # More padding than this would let a window hold nothing but padding.
+    if any(p > k // 2 for p, k in zip(padding, kernel)) or min(padding) < 0:
+        raise ValueError(f"pad should be at most half of effective kernel size, "
+                         f"but got pad={padding} and kernel_size={kernel}")
+    if min(stride) < 1:
+        raise ValueError(f"stride should be at least 1, got {stride}")
+    return kernel, stride, padding
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0):
+    """Maximum over each window of x (N, C, H, W); stride defaults to kernel_size.
+    Padding is -inf, so it never wins."""
+    kernel, stride, padding = _pool_args(kernel_size, stride, padding)
+    return _batched(_tensor(input), lambda x: _conv.MaxPool2d.apply(
+        x, kernel_size=kernel, stride=stride, padding=padding))
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0):
+    """Mean over each window of x (N, C, H, W); zero padding counts in the mean
+    (PyTorch's ``count_include_pad=True``)."""
+    kernel, stride, padding = _pool_args(kernel_size, stride, padding)
+    return _batched(_tensor(input), lambda x: _conv.AvgPool2d.apply(
+        x, kernel_size=kernel, stride=stride, padding=padding))
+
+
+def flatten(input, start_dim=0, end_dim=-1):
+    """Merge dims start_dim..end_dim into one (``torch.flatten``; the Flatten layer starts at 1)."""
+    return _tensor(input).flatten(start_dim, end_dim)
+
+
+# ------------------------------------------------------------- activations
+
+
+def relu(input):
+    return _tensor(input).relu()
+
+
+def sigmoid(input):
+    return _tensor(input).sigmoid()
+
+
+def tanh(input):
+    return _tensor(input).tanh()
+
+
+def _softmax_dim(dim, ndim, name):
+    if dim is not None:
+        return dim
+    # PyTorch's legacy rule for a missing dim, with its warning.
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. "
+                  "Change the call to include dim=X as an argument.", stacklevel=3)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def softmax(input, dim=None):
+    x = _tensor(input)
+    return x.softmax(_softmax_dim(dim, x.ndim, "softmax"))
+
+
+def log_softmax(input, dim=None):
+    x = _tensor(input)
+    return x.log_softmax(_softmax_dim(dim, x.ndim, "log_softmax"))
+
+
+# ------------------------------------------------------------ regularisers
+
+
+def dropout(input, p=0.5, training=True):
+    """Zero each element with probability p and scale the rest by 1/(1-p)
+    (inverted dropout: evaluation needs no rescaling). Identity unless training."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    x = _tensor(input)
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    # The draw is float64 whatever x's dtype, so a seed gives the same mask in both.
+    keep = default_generator().random(x.shape) >= p
+    mask = (keep / (1.0 - p)).astype(x.dtype)
+    return x * Tensor._wrap(mask)
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None,
+               training=False, momentum=0.1, eps=1e-5):
+    """Normalise each channel (axis 1) of x (N, C, ...) then scale by weight, shift by bias.
+
+    Training uses the batch's statistics and updates ``running_mean`` and
+    ``running_var`` (Tensors, or None) in place with ``momentum``; otherwise the
+    running statistics are used.
+    """
+    x = _tensor(input)
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm expects input (N, C, ...), got shape {x.shape}")
+    channels = x.shape[1]
+    # Constants stand in for a missing weight or bias: no gradient is asked of them.
+    if weight is None:
+        weight = Tensor._wrap(np.ones(channels, dtype=x.dtype))
+    if bias is None:
+        bias = Tensor._wrap(np.zeros(channels, dtype=x.dtype))
+    return _BatchNorm.apply(
+        x, weight, bias,
+        running_mean=None if running_mean is None else running_mean.data,
+        running_var=None if running_var is None else running_var.data,
+        training=training, momentum=momentum, eps=eps,
+    )

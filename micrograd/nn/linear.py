@@ -1,0 +1,65 @@
+"""The fully connected layer."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from micrograd.engine.tensor import DEFAULT_DTYPE
+
+from . import functional as F
+from . import init
+from .module import Module, Parameter
+
+
+class Linear(Module):
+    r"""Applies an affine map to the last dim: :math:`y = x W^T + b`.
+
+    Args:
+        in_features: size of each input sample.
+        out_features: size of each output sample.
+        bias: learn an additive bias (default True).
+        dtype: parameter dtype, float32 by default.
+
+    Shape:
+        - Input: ``(*, in_features)``, any number of leading dims.
+        - Output: ``(*, out_features)``.
+
+    Attributes:
+        weight: ``(out_features, in_features)``, initialised from
+            U(-1/sqrt(in_features), 1/sqrt(in_features)) as in PyTorch.
+        bias: ``(out_features,)``, same distribution.
+
+    Examples::
+
+        >>> m = mn.Linear(20, 30)
+        >>> m(mt.randn(128, 20)).shape
+        (128, 30)
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        dtype = dtype or DEFAULT_DTYPE
+        self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
+        if bias:
+            self.bias = Parameter(np.empty(out_features, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # kaiming_uniform_ with a=sqrt(5) is U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input):
+        return F.linear(input, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
