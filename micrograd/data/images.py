@@ -1,0 +1,177 @@
+"""MNIST-style image datasets from IDX folders, and their image pipeline.
+
+A folder holds the standard files (``train-images-idx3-ubyte[.gz]``,
+``train-labels-idx1-ubyte[.gz]``, ``t10k-images-idx3-ubyte[.gz]``,
+``t10k-labels-idx1-ubyte[.gz]``), as torchvision's ``MNIST/raw`` and Debian's
+``dataset-fashion-mnist`` lay them out. Pixels are scaled to [0, 1], then
+normalised with a configurable mean and std.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .idx import IDXError, read_idx
+from .pipeline import Pipeline, PipelineError, Splits
+from .splits import split_indices
+
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+CLASS_NAMES = {
+    "mnist": [str(d) for d in range(10)],
+    "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                      "Sneaker", "Bag", "Ankle boot"],
+}
+
+
+class ImagePipeline(Pipeline):
+    """Grey images in, (N, 1, H, W) float32 normalised as in training out.
+
+    ``transform`` takes one image (H, W) or a batch (N, H, W) / (N, 1, H, W);
+    uint8 pixels (or any values above 1) are read as 0..255 and scaled to [0, 1]
+    first, then ``(x - mean) / std``.
+
+    Example::
+
+        >>> p = ImagePipeline((1, 28, 28), mean=0.5, std=0.5, class_names=["0", "1"])
+        >>> p.transform(np.zeros((28, 28), np.uint8)).shape
+        (1, 1, 28, 28)
+    """
+
+    kind = "image"
+
+    def __init__(self, input_shape, mean=0.0, std=1.0, class_names=None):
+        self.task = "classification"
+        self.input_shape = tuple(int(n) for n in input_shape)
+        self.mean, self.std = float(mean), float(std)
+        self.class_names = class_names
+
+    def transform(self, raw) -> np.ndarray:
+        x = np.asarray(raw)
+        if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+            raise PipelineError(f"expected an image array of numbers, got dtype {x.dtype}")
+        c, h, w = self.input_shape
+        if x.shape[-2:] != (h, w) or x.ndim not in (2, 3, 4) or (x.ndim == 4 and x.shape[1] != c):
+            raise PipelineError(
+                f"expected an image of {h}x{w} pixels ({c} channel(s)): an array of shape "
+                f"({h}, {w}), (N, {h}, {w}) or (N, {c}, {h}, {w}); got shape {x.shape}"
+            )
+        if x.dtype == np.uint8:
+            # One table lookup per pixel: 60,000 images normalise in a fraction of a second.
+            lut = ((np.arange(256) / 255.0 - self.mean) / self.std).astype(np.float32)
+            return lut[x.reshape(-1, c, h, w)]
+        x = x.reshape(-1, c, h, w).astype(np.float32)
+        if x.size and x.max() > 1.0:
+            x = x / 255.0
+        return ((x - self.mean) / self.std).astype(np.float32)
+
+    def get_state(self):
+        return {"input_shape": list(self.input_shape), "mean": self.mean, "std": self.std,
+                "class_names": self.class_names}, {}
+
+    @classmethod
+    def from_state(cls, meta, arrays):
+        return cls(meta["input_shape"], meta["mean"], meta["std"], meta.get("class_names"))
+
+
+def find_idx_file(root: Path, stem: str) -> Path | None:
+    """The file ``stem`` or ``stem.gz`` under root (or torchvision's raw/ subfolders)."""
+    for folder in (root, root / "raw", root / "MNIST" / "raw", root / "FashionMNIST" / "raw"):
+        for name in (stem + ".gz", stem):
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def _download(root: Path, name: str):
+    """Fetch through torchvision (the optional `vision` extra), if it is installed."""
+    try:
+        import torchvision.datasets as tvd  # only here: importing micrograd never imports torch
+    except ImportError:
+        return False
+    cls = tvd.FashionMNIST if name == "fashion_mnist" else tvd.MNIST
+    for train in (True, False):
+        try:
+            cls(str(root), train=train, download=True)
+        except Exception:  # no network, server down: the caller explains what to place where
+            return False
+    return True
+
+
+def read_split(root, split="train", name="mnist", download=False):
+    """(images uint8 (N, H, W), labels int64 (N,)) of one split of an IDX folder."""
+    root = Path(root)
+    stems = FILES[split]
+    paths = [find_idx_file(root, s) for s in stems]
+    if None in paths and download and _download(root, name):
+        paths = [find_idx_file(root, s) for s in stems]
+    if None in paths:
+        missing = [s for s, p in zip(stems, paths) if p is None]
+        raise FileNotFoundError(
+            f"{name} {split} files not found in {root}: missing {', '.join(m + '[.gz]' for m in missing)}. "
+            f"Place the IDX files (gzip or raw) in that folder"
+            + (", or set download: true with the `vision` extra installed "
+               "(pip install 'micrograd-trainer[vision]') and network access." if not download else
+               "; download through torchvision failed or torchvision is not installed "
+               "(pip install 'micrograd-trainer[vision]').")
+        )
+    images, labels = read_idx(paths[0]), read_idx(paths[1])
+    if images.ndim != 3:
+        raise IDXError(f"{paths[0]}: expected images of shape (N, H, W), got {images.shape}")
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise IDXError(
+            f"{paths[1]}: {labels.shape[0] if labels.ndim else 0} labels for "
+            f"{len(images)} images in {paths[0].name}"
+        )
+    return images, labels.astype(np.int64)
+
+
+def load_idx_images(root, *, name="mnist", mean=0.5, std=0.5, splits=(0.9, 0.1, 0.0),
+                    use_test_files=True, seed=0, download=False, limit=None) -> Splits:
+    """An IDX image folder as train/validation/test arrays.
+
+    The train files are split into train and validation by ``splits`` (stratified,
+    seeded); the t10k files are the test split when ``use_test_files`` is set.
+    A folder with only the t10k files (like ``shared/data/mnist-t10k``) is read
+    as the whole dataset and split three ways by ``splits`` instead.
+    ``limit`` keeps the first N samples of each file (quick runs).
+    """
+    root = Path(root)
+    has_train = all(find_idx_file(root, s) for s in FILES["train"])
+    class_names = CLASS_NAMES.get(name)
+    if has_train or download:
+        x, y = read_split(root, "train", name, download)
+        if limit:
+            x, y = x[:limit], y[:limit]
+        train, val, test = _three(split_indices(len(x), splits, seed, stratify=y))
+        parts = [(x[train], y[train]), (x[val], y[val]), (x[test], y[test])]
+        if use_test_files:
+            xt, yt = read_split(root, "test", name, download)
+            if limit:
+                xt, yt = xt[:limit], yt[:limit]
+            parts[2] = (xt, yt)
+    else:
+        x, y = read_split(root, "test", name, download)
+        if limit:
+            x, y = x[:limit], y[:limit]
+        idx = _three(split_indices(len(x), splits, seed, stratify=y))
+        parts = [(x[i], y[i]) for i in idx]
+    h, w = parts[0][0].shape[1:]
+    if class_names is None or len(class_names) <= int(y.max()):
+        class_names = [str(c) for c in range(int(y.max()) + 1)]
+    pipeline = ImagePipeline((1, h, w), mean, std, class_names)
+    xs = [pipeline.transform(p[0]) if len(p[0]) else np.empty((0, 1, h, w), np.float32)
+          for p in parts]
+    return Splits(xs[0], parts[0][1], xs[1], parts[1][1], xs[2], parts[2][1], pipeline,
+                  info={"root": str(root), "name": name})
+
+
+def _three(parts):
+    parts = list(parts)
+    while len(parts) < 3:
+        parts.append(np.empty(0, dtype=np.int64))
+    return parts[:3]

@@ -1,0 +1,90 @@
+"""Preprocessing state that travels with a model, and what dataset builders return.
+
+A ``Pipeline`` holds everything learned from the training split (imputation
+values, scaler statistics, category lists, vocabulary, class names, input
+shape). It turns raw inputs - a number, a CSV row, a sentence, an image array -
+into the model's input, and serialises to JSON metadata plus plain NumPy
+arrays (never pickle) so that a checkpoint can carry it and ``eval`` /
+``predict`` apply exactly the transform that training used.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+_REGISTRY: dict[str, type["Pipeline"]] = {}
+
+
+class PipelineError(ValueError):
+    """Raw input that does not fit a pipeline; the message says what was expected."""
+
+
+class Pipeline:
+    """Base class of fitted preprocessing pipelines.
+
+    Subclasses set ``kind`` (the name stored in checkpoints), fill ``task``
+    ('regression' or 'classification'), ``class_names`` and ``input_shape``,
+    and implement ``transform``, ``get_state`` and ``from_state``.
+    """
+
+    kind: ClassVar[str] = ""
+    task: str = "regression"
+    class_names: list[str] | None = None
+    input_shape: tuple[int, ...] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            _REGISTRY[cls.kind] = cls
+
+    def transform(self, raw) -> np.ndarray:
+        """Raw inputs (a batch in the pipeline's natural form) -> float32 model input."""
+        raise NotImplementedError
+
+    def inverse_target(self, y: np.ndarray) -> np.ndarray:
+        """Model outputs back to the target's original units (regression)."""
+        return y
+
+    def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(JSON-able metadata, named numeric arrays) describing the fitted state."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> "Pipeline":
+        raise NotImplementedError
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """``get_state`` with the kind recorded, ready to store."""
+        meta, arrays = self.get_state()
+        return {"kind": self.kind, **meta}, arrays
+
+
+def pipeline_from_state(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Pipeline:
+    """Rebuild whichever pipeline ``meta['kind']`` names."""
+    kind = meta.get("kind")
+    if kind not in _REGISTRY:
+        raise PipelineError(
+            f"unknown preprocessing kind {kind!r}; known kinds: {', '.join(sorted(_REGISTRY))}"
+        )
+    return _REGISTRY[kind].from_state(meta, arrays)
+
+
+@dataclass
+class Splits:
+    """What a dataset builder returns: arrays for each split and the fitted pipeline.
+
+    ``x_*`` are float32 model inputs (already transformed); ``y_*`` are int64
+    class indices for classification or float32 targets (in the pipeline's
+    scaled units) for regression. ``val`` and ``test`` may be empty arrays.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    pipeline: Pipeline
+    info: dict[str, Any] = field(default_factory=dict)

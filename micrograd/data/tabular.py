@@ -1,0 +1,628 @@
+"""CSV tables as model inputs: column types, imputation, one-hot encoding, scaling.
+
+``load_tabular`` reads a CSV file with a header row (stdlib ``csv``, no
+pandas), splits the rows, learns every statistic from the train split only, and
+returns ``Splits`` carrying a fitted ``TabularPipeline``. The pipeline turns
+raw rows - dicts keyed by column name, as ``csv.DictReader`` yields them -
+into the same float32 features, so ``predict`` on a new CSV row applies exactly
+the training transform.
+
+Features are laid out in column order: a numeric column gives one feature, a
+categorical column one feature per category seen in training
+(``feature_names`` spells them ``column=category``).
+"""
+from __future__ import annotations
+
+import csv
+import difflib
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .pipeline import Pipeline, PipelineError, Splits
+from .splits import split_indices
+
+MISSING_VALUES = ("", "NA", "NaN", "nan", "N/A", "null")
+TASKS = ("auto", "regression", "classification")
+NUMERIC_IMPUTE = ("mean", "median", "most_frequent", "constant")
+CATEGORICAL_IMPUTE = ("most_frequent", "constant")
+SCALINGS = ("standard", "minmax", "none")
+
+# task="auto" reads an integer-valued numeric target with at most this many
+# distinct values, and at least two rows per value on average, as class labels
+# (0/1, 1..5 ratings); anything else is regression.
+MAX_AUTO_CLASSES = 20
+_CATEGORICAL_FILL = "missing"  # impute_categorical="constant" without fill_value
+
+
+class UnseenCategoryWarning(UserWarning):
+    """A categorical value that training never saw; it is encoded as all zeros."""
+
+
+class TabularPipeline(Pipeline):
+    """Raw table rows in, float32 features (N, n_features) out, as fitted on train.
+
+    Each numeric column has its missing cells replaced by ``numeric_fill`` and
+    is then mapped to ``(value - center) / scale`` (standard: mean and std,
+    minmax: min and range, none: 0 and 1). Each categorical column has its
+    missing cells replaced by ``categorical_fill`` and is one-hot encoded over
+    ``categories``; a value outside them gives an all-zero block and one
+    ``UnseenCategoryWarning`` per ``transform`` call.
+
+    For regression the target is ``log1p``-ed when ``log_target`` is set, then
+    standardised with the train mean and std; ``inverse_target`` undoes both.
+    For classification the target is the index into ``class_names``.
+
+    ``transform`` accepts:
+
+    - a list of dicts ``{column: raw value}`` (strings as read from a CSV, or
+      numbers); missing keys, ``None``, NaN and the ``missing_values`` strings
+      are imputed; keys that are not feature columns (the target, an Id) are
+      ignored;
+    - a single dict (one row);
+    - when every feature column is numeric, raw numbers in column order: a
+      2-D array ``(N, len(columns))``, one row as a 1-D sequence, or a scalar
+      when there is a single column.
+
+    Example::
+
+        >>> p = TabularPipeline(["area", "zone"], ["numeric", "categorical"],
+        ...                     numeric_fill=[100.0], center=[100.0], scale=[50.0],
+        ...                     categorical_fill=["RL"], categories=[["RL", "RM"]])
+        >>> p.feature_names
+        ['area', 'zone=RL', 'zone=RM']
+        >>> p.transform({"area": "150", "zone": "RM"})
+        array([[1., 0., 1.]], dtype=float32)
+    """
+
+    kind = "tabular"
+
+    def __init__(self, columns, kinds, *, numeric_fill, center, scale, categorical_fill,
+                 categories, task="regression", class_names=None, target=None,
+                 log_target=False, target_mean=0.0, target_std=1.0,
+                 missing_values=MISSING_VALUES, options=None):
+        self.columns = [str(c) for c in columns]
+        self.kinds = [str(k) for k in kinds]
+        if len(self.kinds) != len(self.columns) or set(self.kinds) - {"numeric", "categorical"}:
+            raise ValueError(f"kinds must be 'numeric' or 'categorical', one per column, "
+                             f"got {self.kinds} for columns {self.columns}")
+        self.numeric_fill = np.asarray(numeric_fill, dtype=np.float64).reshape(-1)
+        self.center = np.asarray(center, dtype=np.float64).reshape(-1)
+        self.scale = np.asarray(scale, dtype=np.float64).reshape(-1)
+        self.categorical_fill = [str(v) for v in categorical_fill]
+        self.categories = [[str(v) for v in cats] for cats in categories]
+        n_numeric = self.kinds.count("numeric")
+        n_categorical = len(self.kinds) - n_numeric
+        if not (len(self.numeric_fill) == len(self.center) == len(self.scale) == n_numeric
+                and len(self.categorical_fill) == len(self.categories) == n_categorical):
+            raise ValueError("numeric_fill/center/scale need one value per numeric column and "
+                             "categorical_fill/categories one entry per categorical column")
+        for name, cats in zip(self._names("categorical"), self.categories):
+            if cats != sorted(set(cats)):
+                raise ValueError(f"categories of column {name!r} must be sorted and unique")
+        self.task = task
+        self.class_names = None if class_names is None else [str(c) for c in class_names]
+        self.target = target
+        self.log_target = bool(log_target)
+        self.target_mean = float(target_mean)
+        self.target_std = float(target_std)
+        self.missing_values = tuple(str(m) for m in missing_values)
+        self.options = dict(options or {})  # how it was fitted, for summaries only
+        widths = [1 if k == "numeric" else len(c) for k, c in zip(self.kinds, self._blocks())]
+        self._offsets = np.concatenate([[0], np.cumsum(widths)]).astype(int)
+        self.input_shape = (int(self._offsets[-1]),)
+
+    def _names(self, kind):
+        return [c for c, k in zip(self.columns, self.kinds) if k == kind]
+
+    def _blocks(self):
+        """Per column: None for a numeric column, its category list for a categorical one."""
+        cats = iter(self.categories)
+        return [None if k == "numeric" else next(cats) for k in self.kinds]
+
+    @property
+    def feature_names(self) -> list[str]:
+        """One name per output feature: the column, or ``column=category`` for one-hot."""
+        names = []
+        for column, cats in zip(self.columns, self._blocks()):
+            names.extend([column] if cats is None else [f"{column}={c}" for c in cats])
+        return names
+
+    def __repr__(self):
+        n_numeric = self.kinds.count("numeric")
+        return (f"TabularPipeline(task={self.task!r}, columns={len(self.columns)} "
+                f"({n_numeric} numeric, {len(self.columns) - n_numeric} categorical), "
+                f"features={self.input_shape[0]})")
+
+    # ------------------------------------------------------------- transform
+
+    def transform(self, raw) -> np.ndarray:
+        if isinstance(raw, dict):
+            raw = [raw]
+        if isinstance(raw, (list, tuple)) and raw and all(isinstance(r, dict) for r in raw):
+            return self._encode(self._columns_from_dicts(raw))[0]
+        if isinstance(raw, (list, tuple)) and len(raw) == 0:
+            return np.zeros((0, self.input_shape[0]), np.float32)
+        return self._encode(self._columns_from_array(raw))[0]
+
+    def _columns_from_dicts(self, rows):
+        known = set(self.columns)
+        for i, row in enumerate(rows):
+            if row and not known.intersection(row):
+                raise PipelineError(
+                    f"row {i} has none of the feature columns (its keys: "
+                    f"{', '.join(map(str, list(row)[:10]))}); expected keys among: "
+                    f"{', '.join(self.columns)}"
+                )
+        return {c: _text_column([row.get(c) for row in rows], self.missing_values)
+                for c in self.columns}
+
+    def _columns_from_array(self, raw):
+        if "categorical" in self.kinds:
+            raise PipelineError(
+                f"this table has categorical columns ({', '.join(self._names('categorical'))}): "
+                f"pass rows as dicts {{column: value}} (or a list of them), not an array"
+            )
+        n = len(self.columns)
+        x = np.asarray(raw) if not isinstance(raw, (str, bytes)) else np.asarray([raw])
+        if x.ndim == 0:
+            x = x.reshape(1, 1)
+        elif x.ndim == 1:
+            x = x.reshape(1, -1) if x.size == n else x.reshape(-1, 1)
+        if x.ndim != 2 or x.shape[1] != n:
+            raise PipelineError(
+                f"expected {n} raw feature(s) per row in column order ({', '.join(self.columns)}), "
+                f"got input of shape {np.shape(raw)}"
+            )
+        if np.issubdtype(x.dtype, np.number) or x.dtype == bool:
+            return {c: x[:, j].astype(np.float64) for j, c in enumerate(self.columns)}
+        return {c: _text_column(list(x[:, j]), self.missing_values)
+                for j, c in enumerate(self.columns)}
+
+    def _encode(self, table, warn=True):
+        """Columns (float arrays or (text, missing) pairs) -> (float32 features, unseen list)."""
+        first = table[self.columns[0]]
+        n = len(first[0] if isinstance(first, tuple) else first)
+        out = np.zeros((n, self.input_shape[0]), np.float64)
+        rows = np.arange(n)
+        unseen = []
+        numeric = iter(range(len(self.numeric_fill)))
+        categorical = iter(range(len(self.categories)))
+        for column, kind, start in zip(self.columns, self.kinds, self._offsets):
+            data = table[column]
+            if kind == "numeric":
+                j = next(numeric)
+                values = data if isinstance(data, np.ndarray) else _parse_numbers(*data, column)
+                values = np.where(np.isfinite(values), values, self.numeric_fill[j])
+                out[:, start] = (values - self.center[j]) / self.scale[j]
+            else:
+                j = next(categorical)
+                text, missing = data
+                cats = np.asarray(self.categories[j], dtype=str)
+                if len(cats) == 0:
+                    continue
+                text = np.where(missing, self.categorical_fill[j], text)
+                index = np.searchsorted(cats, text)
+                clipped = np.minimum(index, len(cats) - 1)
+                found = cats[clipped] == text
+                out[rows[found], start + index[found]] = 1.0
+                new = ~found & ~missing
+                if new.any():
+                    unseen.append((column, np.unique(text[new]).tolist()))
+        if warn and unseen:
+            listed = "; ".join(
+                f"{column}: {', '.join(repr(v) for v in values[:5])}"
+                + (f" and {len(values) - 5} more" if len(values) > 5 else "")
+                for column, values in unseen
+            )
+            warnings.warn(f"categories not seen in training, encoded as all zeros in their "
+                          f"one-hot block: {listed}", UnseenCategoryWarning, stacklevel=3)
+        return out.astype(np.float32), unseen
+
+    # ---------------------------------------------------------------- target
+
+    def transform_target(self, values) -> np.ndarray:
+        """Raw target values -> model units: class indices, or scaled regression targets."""
+        if self.task == "classification":
+            lookup = {name: i for i, name in enumerate(self.class_names or [])}
+            text, missing = _text_column(list(np.ravel(np.asarray(values, dtype=object))),
+                                         self.missing_values)
+            bad = [v for v, m in zip(text.tolist(), missing) if m or v not in lookup]
+            if bad:
+                raise PipelineError(f"target {self.target!r}: unknown class {bad[0]!r}; "
+                                    f"expected one of {self.class_names}")
+            return np.array([lookup[v] for v in text.tolist()], dtype=np.int64)
+        y = np.asarray(values, dtype=np.float64)
+        if self.log_target:
+            _check_log(y, self.target)
+            y = np.log1p(y)
+        return ((y - self.target_mean) / self.target_std).astype(np.float32)
+
+    def inverse_target(self, y) -> np.ndarray:
+        """Model outputs (scaled units) -> target in its original units (regression only)."""
+        if self.task != "regression":
+            return y
+        y = np.asarray(getattr(y, "data", y), dtype=np.float64) * self.target_std + self.target_mean
+        return np.expm1(y) if self.log_target else y
+
+    # ----------------------------------------------------------------- state
+
+    def get_state(self):
+        meta: dict[str, Any] = {
+            "columns": list(self.columns),
+            "kinds": list(self.kinds),
+            "categorical_fill": list(self.categorical_fill),
+            "categories": [list(c) for c in self.categories],
+            "task": self.task,
+            "class_names": self.class_names,
+            "target": self.target,
+            "log_target": self.log_target,
+            "missing_values": list(self.missing_values),
+            "feature_names": self.feature_names,
+            "options": self.options,
+        }
+        arrays = {
+            "numeric_fill": self.numeric_fill.copy(),
+            "center": self.center.copy(),
+            "scale": self.scale.copy(),
+            "target_stats": np.array([self.target_mean, self.target_std], dtype=np.float64),
+        }
+        return meta, arrays
+
+    @classmethod
+    def from_state(cls, meta, arrays):
+        target_mean, target_std = np.asarray(arrays["target_stats"], dtype=np.float64)
+        return cls(meta["columns"], meta["kinds"],
+                   numeric_fill=arrays["numeric_fill"], center=arrays["center"],
+                   scale=arrays["scale"], categorical_fill=meta["categorical_fill"],
+                   categories=meta["categories"], task=meta["task"],
+                   class_names=meta.get("class_names"), target=meta.get("target"),
+                   log_target=meta.get("log_target", False), target_mean=target_mean,
+                   target_std=target_std,
+                   missing_values=meta.get("missing_values", MISSING_VALUES),
+                   options=meta.get("options"))
+
+
+# --------------------------------------------------------------- raw cells
+
+
+def _cell_text(value):
+    """One raw cell as stripped text, or None when it is missing (None, NaN)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if value != value:
+            return None
+        # 60.0 must match the category "60"; repr() round-trips every other float exactly
+        return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+    return str(value).strip()
+
+
+def _text_column(cells, missing_values):
+    """Raw cells -> (str array, missing mask)."""
+    text = [_cell_text(v) for v in cells]
+    absent = np.array([t is None for t in text], dtype=bool)
+    text = np.array(["" if t is None else t for t in text], dtype=str)
+    return text, absent | np.isin(text, list(missing_values))
+
+
+def _parse_numbers(text, missing, column, lines=None, where=""):
+    """Text cells -> float64 with NaN where missing; a non-number raises PipelineError."""
+    values = np.full(len(text), np.nan)
+    present = ~missing
+    try:
+        values[present] = text[present].astype(np.float64)
+    except ValueError:
+        for i in np.flatnonzero(present):  # only on the error path: find the culprit
+            try:
+                float(text[i])
+            except ValueError:
+                at = f"{where}, line {lines[i]}: " if lines is not None else ""
+                raise PipelineError(f"{at}column {column!r} holds {str(text[i])!r}, but a number "
+                                    f"was expected (the column is numeric)") from None
+    return values
+
+
+def _check_log(y, target):
+    if np.any(y <= -1):
+        raise PipelineError(f"log_target needs target values above -1 (log1p), but {target!r} "
+                            f"has a minimum of {np.min(y):g}")
+
+
+# -------------------------------------------------------------- reading CSV
+
+
+def _suggest(name, options):
+    lowered = {o.lower(): o for o in options}
+    if name.lower() in lowered:
+        return lowered[name.lower()]
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _unknown_column(what, name, path, header):
+    hint = _suggest(name, header)
+    return PipelineError(
+        f"{what} {name!r} not found in {path}."
+        + (f" Did you mean {hint!r}?" if hint else "")
+        + f" Available columns: {', '.join(header)}"
+    )
+
+
+def read_csv_columns(path):
+    """Read a CSV with a header row into ``(header, {column: stripped str array}, line numbers)``.
+
+    Blank lines are skipped; a row with the wrong number of fields, an empty
+    file or a file without data rows raises PipelineError naming the file (and
+    line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"tabular data file not found: {path}"
+                            + (" (it is a directory)" if path.is_dir() else ""))
+    rows, lines = [], []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None or not any(h.strip() for h in header):
+                raise PipelineError(f"{path} is empty: expected a header row naming the columns, "
+                                    f"then one row per sample")
+            header = [h.strip() for h in header]
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise PipelineError(
+                        f"{path}, line {reader.line_num}: expected {len(header)} fields (one per "
+                        f"header column), found {len(row)}; check the delimiter (must be ',') "
+                        f"and the quoting of values that contain commas"
+                    )
+                rows.append(row)
+                lines.append(reader.line_num)
+    except UnicodeDecodeError as exc:
+        raise PipelineError(f"{path} is not UTF-8 text ({exc})") from None
+    except csv.Error as exc:
+        raise PipelineError(f"{path}: malformed CSV ({exc})") from None
+    duplicated = sorted({h for h in header if header.count(h) > 1})
+    if duplicated:
+        raise PipelineError(f"{path}: duplicate column names in the header: {', '.join(duplicated)}")
+    if not rows:
+        raise PipelineError(f"{path} has a header row but no data rows")
+    columns = {name: np.char.strip(np.array(cells, dtype=str))
+               for name, cells in zip(header, zip(*rows))}
+    return header, columns, np.asarray(lines)
+
+
+# ---------------------------------------------------------------- fitting
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"Invalid {name}: {value!r} (expected one of {', '.join(choices)})")
+
+
+def _most_frequent(values):
+    """Most common value; ties go to the smallest, so the result is deterministic."""
+    uniques, counts = np.unique(values, return_counts=True)
+    return uniques[np.argmax(counts)]
+
+
+def _numeric_stats(values, impute, fill_value, scaling):
+    """(fill, center, scale) of one numeric train column (NaN = missing)."""
+    present = values[np.isfinite(values)]
+    if impute == "constant":
+        fill = 0.0 if fill_value is None else fill_value
+    elif present.size == 0:
+        fill = 0.0  # no train value to learn from: the column carries no information anyway
+    elif impute == "mean":
+        fill = float(present.mean())
+    elif impute == "median":
+        fill = float(np.median(present))
+    else:
+        fill = float(_most_frequent(present))
+    filled = np.where(np.isfinite(values), values, fill)
+    if scaling == "standard" and filled.size:
+        center, scale = float(filled.mean()), float(filled.std())
+    elif scaling == "minmax" and filled.size:
+        center, scale = float(filled.min()), float(filled.max() - filled.min())
+    else:
+        center, scale = 0.0, 1.0
+    return fill, center, scale if scale > 0 else 1.0  # a constant column is centred, not divided
+
+
+def _class_order(names):
+    """Sorted class names: numerically when every name is a number ('2' before '10')."""
+    try:
+        return sorted(names, key=lambda s: (float(s), s))
+    except ValueError:
+        return sorted(names)
+
+
+def _detect_task(text):
+    try:
+        numbers = text.astype(np.float64)
+    except ValueError:
+        return "classification"
+    integral = np.all(np.isfinite(numbers)) and np.all(numbers == np.round(numbers))
+    distinct = len(np.unique(numbers))
+    few = distinct <= MAX_AUTO_CLASSES and 2 * distinct <= len(numbers)
+    return "classification" if integral and few else "regression"
+
+
+def load_tabular(path, target, *, features=None, categorical=None, numeric=None, drop=None,
+                 task="auto", impute_numeric="mean", impute_categorical="most_frequent",
+                 fill_value=None, scaling="standard", log_target=False, splits=(0.8, 0.1, 0.1),
+                 seed=0, missing_values=MISSING_VALUES) -> Splits:
+    """Read a CSV table, split it, and fit the preprocessing on the train split.
+
+    Args:
+        path: CSV file with a header row (comma-separated, UTF-8).
+        target: the column to predict.
+        features: the feature columns, in order (default: every column but the
+            target and ``drop``).
+        categorical / numeric: columns whose kind is declared; the others are
+            numeric when every non-missing cell parses as a number.
+        drop: columns to leave out (an ``Id``).
+        task: 'regression', 'classification', or 'auto': classification when
+            the target is not numeric, or integer-valued with at most
+            ``MAX_AUTO_CLASSES`` distinct values and two rows per value on average.
+        impute_numeric: 'mean', 'median', 'most_frequent' or 'constant'.
+        impute_categorical: 'most_frequent' or 'constant'.
+        fill_value: the 'constant' value (default 0 for numeric columns,
+            'missing' for categorical ones).
+        scaling: numeric features 'standard' (mean 0, std 1), 'minmax' (to
+            [0, 1]) or 'none'; always with train statistics.
+        log_target: regression only, model ``log1p(target)``.
+        splits: train/validation/test fractions (stratified for classification).
+        seed: the split's seed.
+        missing_values: cell texts read as missing. Non-finite numbers count as
+            missing too. Rows whose target is missing are dropped, with a warning.
+
+    Returns:
+        ``Splits`` with float32 ``x_*`` of shape (N, n_features), ``y_*`` int64
+        class indices or float32 standardised (and maybe log) targets, the
+        fitted ``TabularPipeline``, and ``info`` (counts, column kinds).
+
+    Example::
+
+        data = load_tabular("train.csv", "SalePrice", drop=["Id"], log_target=True)
+        prices = data.pipeline.inverse_target(model(data.x_test))  # in dollars
+    """
+    _check_choice("task", task, TASKS)
+    _check_choice("impute_numeric", impute_numeric, NUMERIC_IMPUTE)
+    _check_choice("impute_categorical", impute_categorical, CATEGORICAL_IMPUTE)
+    _check_choice("scaling", scaling, SCALINGS)
+    missing_values = tuple(str(m) for m in missing_values)
+    numeric_fill_value = None
+    if impute_numeric == "constant" and fill_value is not None:
+        try:
+            numeric_fill_value = float(fill_value)
+        except (TypeError, ValueError):
+            raise ValueError(f"impute_numeric='constant' needs a numeric fill_value, "
+                             f"got {fill_value!r}") from None
+
+    path = Path(path)
+    header, table, lines = read_csv_columns(path)
+    if target not in table:
+        raise _unknown_column("target column", target, path, header)
+    for name in [*(drop or []), *(features or []), *(categorical or []), *(numeric or [])]:
+        if name not in table:
+            raise _unknown_column("column", name, path, header)
+    if features is None:
+        features = [c for c in header if c != target and c not in set(drop or [])]
+    else:
+        features = [c for c in features if c not in set(drop or [])]
+    if target in features:
+        raise PipelineError(f"the target column {target!r} cannot also be a feature")
+    if not features:
+        raise PipelineError(f"{path}: no feature columns left besides the target {target!r}")
+    both = set(categorical or []) & set(numeric or [])
+    if both:
+        raise PipelineError(f"columns declared both categorical and numeric: {sorted(both)}")
+
+    # Rows without a target cannot be learned from.
+    y_text = table[target]
+    y_missing = np.isin(y_text, missing_values)
+    keep = ~y_missing
+    if y_missing.all():
+        raise PipelineError(f"{path}: every value of the target column {target!r} is missing")
+    if y_missing.any():
+        warnings.warn(f"{path}: dropped {int(y_missing.sum())} row(s) whose target {target!r} is "
+                      f"missing (first at line {lines[y_missing][0]})", stacklevel=2)
+        table = {c: v[keep] for c, v in table.items()}
+        lines, y_text = lines[keep], y_text[keep]
+
+    if task == "auto":
+        task = _detect_task(y_text)
+    if task == "classification":
+        if log_target:
+            raise ValueError("log_target applies to regression; this target is classification")
+        class_names = _class_order(np.unique(y_text).tolist())
+        lookup = {name: i for i, name in enumerate(class_names)}
+        y = np.array([lookup[v] for v in y_text.tolist()], dtype=np.int64)
+        stratify = y
+    else:
+        class_names, stratify = None, None
+        y = _parse_numbers(y_text, np.zeros(len(y_text), bool), target, lines, str(path))
+        if log_target:
+            _check_log(y, target)
+            y = np.log1p(y)
+
+    parts = list(split_indices(len(y), splits, seed=seed, stratify=stratify))
+    parts += [np.empty(0, np.int64)] * (3 - len(parts))
+    train, val, test = parts[:3]
+    if len(train) == 0:
+        raise PipelineError(f"{path}: the train split is empty ({len(y)} rows, splits={splits})")
+
+    # Column kinds and train statistics, one vectorised pass per column.
+    kinds, encoded = [], {}
+    numeric_fill, center, scale, categorical_fill, categories = [], [], [], [], []
+    declared_numeric, declared_categorical = set(numeric or []), set(categorical or [])
+    for column in features:
+        text = table[column]
+        missing = np.isin(text, missing_values)
+        values = None
+        if column not in declared_categorical:
+            try:
+                values = _parse_numbers(text, missing, column, lines, str(path))
+            except PipelineError:
+                if column in declared_numeric:
+                    raise
+        if values is not None:
+            kinds.append("numeric")
+            fill, c, s = _numeric_stats(values[train], impute_numeric, numeric_fill_value, scaling)
+            numeric_fill.append(fill)
+            center.append(c)
+            scale.append(s)
+            encoded[column] = values
+        else:
+            kinds.append("categorical")
+            present = text[train][~missing[train]]
+            if impute_categorical == "constant" or present.size == 0:
+                fill = _CATEGORICAL_FILL if fill_value is None else str(fill_value)
+            else:
+                fill = str(_most_frequent(present))
+            categorical_fill.append(fill)
+            categories.append(np.unique(np.where(missing[train], fill, text[train])).tolist())
+            encoded[column] = (text, missing)
+
+    if task == "regression":
+        target_mean, target_std = float(y[train].mean()), float(y[train].std())
+        target_std = target_std if target_std > 0 else 1.0
+        y = ((y - target_mean) / target_std).astype(np.float32)
+    else:
+        target_mean, target_std = 0.0, 1.0
+
+    options = {"impute_numeric": impute_numeric, "impute_categorical": impute_categorical,
+               "scaling": scaling}
+    pipeline = TabularPipeline(
+        features, kinds, numeric_fill=numeric_fill, center=center, scale=scale,
+        categorical_fill=categorical_fill, categories=categories, task=task,
+        class_names=class_names, target=target, log_target=log_target,
+        target_mean=target_mean, target_std=target_std, missing_values=missing_values,
+        options=options,
+    )
+    # Val/test categories unseen in train are expected and counted, not warned about.
+    x, unseen = pipeline._encode(encoded, warn=False)
+    info = {
+        "path": str(path),
+        "target": target,
+        "task": task,
+        "samples": int(len(y)),
+        "dropped_rows": int(y_missing.sum()),
+        "features": pipeline.input_shape[0],
+        "numeric": pipeline._names("numeric"),
+        "categorical": pipeline._names("categorical"),
+        "unseen_categories": {column: values for column, values in unseen},
+    }
+    return Splits(x[train], y[train], x[val], y[val], x[test], y[test], pipeline, info=info)
