@@ -1,0 +1,241 @@
+"""Config -> objects: the dataset, the model (with layer sizes inferred), the
+loss, the optimiser and the scheduler.
+
+Layer input sizes (``in_features``, ``in_channels``, ``num_features``) follow
+from the shape that arrives at each layer, so nobody computes 64*5*5 by hand;
+where a config gives one and it is wrong, the error names the layer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+import micrograd.nn as mn
+from micrograd import losses, optim
+from micrograd.config.loader import ConfigError
+from micrograd.config.schema import Config
+from micrograd.data.pipeline import Splits
+
+
+class ModelConfigError(ConfigError):
+    """A layer list that does not fit the data's shape; names the layer."""
+
+
+# ------------------------------------------------------------------- data
+
+
+def build_data(config: Config) -> Splits:
+    """Load and split the dataset the config describes, fitting preprocessing on train."""
+    d = config.data
+    if d.type == "synthetic":
+        from micrograd.data.synthetic import load_synthetic
+
+        options = {"linear": dict(slope=d.slope, intercept=d.intercept, noise=d.noise),
+                   "blobs": dict(centers=d.centers, std=d.std),
+                   "moons": dict(noise=d.noise)}[d.kind]
+        if d.n is not None:
+            options["n"] = d.n
+        return load_synthetic(d.kind, splits=d.splits.fractions(), seed=d.seed,
+                              standardize=d.standardize, **options)
+    if d.type == "csv":
+        from micrograd.data.tabular import load_tabular
+
+        return load_tabular(
+            d.path, d.target, features=d.features, categorical=d.categorical,
+            numeric=d.numeric, drop=d.drop, task=d.task, impute_numeric=d.impute_numeric,
+            impute_categorical=d.impute_categorical, fill_value=d.fill_value,
+            scaling=d.scaling, log_target=d.log_target, splits=d.splits.fractions(),
+            seed=d.seed,
+        )
+    if d.type == "text":
+        from micrograd.data.text import load_text
+
+        return load_text(
+            d.path, delimiter=d.delimiter, has_header=d.has_header, lowercase=d.lowercase,
+            min_freq=d.min_freq, max_vocab=d.max_vocab, vectorizer=d.vectorizer,
+            skip_bad_lines=d.skip_bad_lines, splits=d.splits.fractions(), seed=d.seed,
+        )
+    from micrograd.data.images import load_idx_images
+
+    return load_idx_images(d.root, name=d.type, mean=d.mean, std=d.std,
+                           splits=d.splits.fractions(), use_test_files=d.use_test_files,
+                           seed=d.seed, download=d.download, limit=d.limit)
+
+
+# ------------------------------------------------------------------ model
+
+
+@dataclass
+class LayerRow:
+    """One line of the model summary."""
+
+    index: int
+    type: str
+    layer: mn.Module
+    output_shape: tuple
+    params: int
+
+
+def _fmt(shape):
+    return "x".join(str(n) for n in shape)
+
+
+def build_model(config: Config, input_shape=None) -> tuple[mn.Sequential, list[LayerRow]]:
+    """The config's layers as a ``Sequential``, each size inferred from the shape
+    arriving at it; also returns the summary rows (output shape, parameters)."""
+    shape = tuple(config.model.input_shape or input_shape or ())
+    if not shape:
+        raise ModelConfigError(
+            "model.input_shape: the data does not imply an input shape; give one, "
+            "e.g. input_shape: [1, 28, 28]"
+        )
+    layers, rows = [], []
+    for i, spec in enumerate(config.model.layers):
+        where = f"model.layers.{i} ({spec.type})"
+        layer, shape = _make_layer(spec, shape, where)
+        layers.append(layer)
+        params = sum(p.size for p in layer.parameters())
+        rows.append(LayerRow(i, spec.type, layer, shape, params))
+    return mn.Sequential(layers), rows
+
+
+def _make_layer(spec, shape, where):
+    t = spec.type
+    if t == "linear":
+        if len(shape) != 1:
+            raise ModelConfigError(
+                f"{where}: a linear layer takes a flat vector, but the input arriving there has "
+                f"shape {_fmt(shape)}; add a 'flatten' layer before it"
+            )
+        _check_size(where, "in_features", spec.in_features, shape[0])
+        return mn.Linear(shape[0], spec.out_features, bias=spec.bias), (spec.out_features,)
+    if t == "conv2d":
+        c, h, w = _image_shape(shape, where)
+        _check_size(where, "in_channels", spec.in_channels, c)
+        oh = (h + 2 * spec.padding - spec.kernel_size) // spec.stride + 1
+        ow = (w + 2 * spec.padding - spec.kernel_size) // spec.stride + 1
+        _check_positive(where, (spec.out_channels, oh, ow), shape)
+        layer = mn.Conv2d(c, spec.out_channels, spec.kernel_size, stride=spec.stride,
+                          padding=spec.padding, bias=spec.bias)
+        return layer, (spec.out_channels, oh, ow)
+    if t in ("maxpool2d", "avgpool2d"):
+        c, h, w = _image_shape(shape, where)
+        stride = spec.stride or spec.kernel_size
+        oh = (h + 2 * spec.padding - spec.kernel_size) // stride + 1
+        ow = (w + 2 * spec.padding - spec.kernel_size) // stride + 1
+        _check_positive(where, (c, oh, ow), shape)
+        cls = mn.MaxPool2d if t == "maxpool2d" else mn.AvgPool2d
+        return cls(spec.kernel_size, stride=stride, padding=spec.padding), (c, oh, ow)
+    if t == "flatten":
+        return mn.Flatten(), (int(np.prod(shape)),)
+    if t in ("relu", "sigmoid", "tanh"):
+        return {"relu": mn.ReLU, "sigmoid": mn.Sigmoid, "tanh": mn.Tanh}[t](), shape
+    if t in ("softmax", "log_softmax"):
+        cls = mn.Softmax if t == "softmax" else mn.LogSoftmax
+        # dims count from the sample, as in a config nobody writes the batch axis
+        return cls(dim=spec.dim if spec.dim < 0 else spec.dim + 1), shape
+    if t == "dropout":
+        return mn.Dropout(spec.p), shape
+    if t == "batchnorm1d":
+        if len(shape) != 1:
+            raise ModelConfigError(f"{where}: takes a flat vector, got shape {_fmt(shape)}")
+        _check_size(where, "num_features", spec.num_features, shape[0])
+        return mn.BatchNorm1d(shape[0], eps=spec.eps, momentum=spec.momentum), shape
+    if t == "batchnorm2d":
+        c, _, _ = _image_shape(shape, where)
+        _check_size(where, "num_features", spec.num_features, c)
+        return mn.BatchNorm2d(c, eps=spec.eps, momentum=spec.momentum), shape
+    raise ModelConfigError(f"{where}: unknown layer type {t!r}")  # pragma: no cover
+
+
+def _image_shape(shape, where):
+    if len(shape) != 3:
+        raise ModelConfigError(
+            f"{where}: expects images (channels x height x width), but the input arriving "
+            f"there has shape {_fmt(shape)}"
+        )
+    return shape
+
+
+def _check_size(where, key, given, arriving):
+    if given is not None and given != arriving:
+        raise ModelConfigError(
+            f"{where}: {key} is {given}, but the input arriving there has {arriving}; "
+            f"remove {key} to have it inferred"
+        )
+
+
+def _check_positive(where, out, shape):
+    if min(out) <= 0:
+        raise ModelConfigError(
+            f"{where}: the input of shape {_fmt(shape)} is too small for this kernel "
+            f"(the output would be {_fmt(out)})"
+        )
+
+
+def check_output(config: Config, rows: list[LayerRow], splits: Splits) -> None:
+    """The last layer's width must fit the task: C classes or 1 regression value."""
+    out = rows[-1].output_shape
+    pipeline = splits.pipeline
+    last = f"model.layers.{len(rows) - 1} ({rows[-1].type})"
+    if pipeline.task == "classification":
+        n = len(pipeline.class_names or [])
+        ok = out in ((n,), (1,)) if n == 2 else out == (n,)
+        if not ok:
+            raise ModelConfigError(
+                f"{last}: the model outputs {_fmt(out)} values per sample, but the data has "
+                f"{n} classes; the last layer should output {n}"
+                + (" (or 1 probability/logit for two classes)" if n == 2 else "")
+            )
+    elif out != (1,):
+        raise ModelConfigError(
+            f"{last}: the model outputs {_fmt(out)} values per sample; a regression target "
+            f"needs 1"
+        )
+
+
+# ---------------------------------------------------- loss and optimiser
+
+
+LOSSES = {
+    "mse": losses.MSELoss,
+    "l1": losses.L1Loss,
+    "cross_entropy": losses.CrossEntropyLoss,
+    "bce": losses.BCELoss,
+    "bce_with_logits": losses.BCEWithLogitsLoss,
+}
+
+
+def build_loss(config: Config):
+    return LOSSES[config.loss.type](reduction=config.loss.reduction)
+
+
+def build_optimizer(config: Config, parameters):
+    o = config.optimizer
+    params = list(parameters)
+    if o.type == "sgd":
+        return optim.SGD(params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov,
+                         weight_decay=o.weight_decay)
+    if o.type in ("adam", "adamw"):
+        cls = optim.Adam if o.type == "adam" else optim.AdamW
+        kwargs = {} if o.weight_decay is None else {"weight_decay": o.weight_decay}
+        return cls(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, amsgrad=o.amsgrad,
+                   **kwargs)
+    return optim.RMSprop(params, lr=o.lr, alpha=o.alpha, eps=o.eps, momentum=o.momentum,
+                         centered=o.centered, weight_decay=o.weight_decay)
+
+
+def build_scheduler(config: Config, optimizer):
+    s = config.scheduler
+    if s is None:
+        return None
+    if s.type == "step":
+        return optim.StepLR(optimizer, step_size=s.step_size, gamma=s.gamma)
+    if s.type == "exponential":
+        return optim.ExponentialLR(optimizer, gamma=s.gamma)
+    if s.type == "cosine":
+        return optim.CosineAnnealingLR(optimizer, T_max=s.t_max or config.train.epochs,
+                                       eta_min=s.eta_min)
+    return optim.ReduceLROnPlateau(optimizer, mode="min", factor=s.factor, patience=s.patience,
+                                   min_lr=s.min_lr)

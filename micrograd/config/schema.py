@@ -1,0 +1,300 @@
+"""The YAML config, as pydantic models.
+
+Sections: ``data``, ``model``, ``loss``, ``optimizer``, ``scheduler``
+(optional), ``train`` and ``output``. Every model forbids unknown keys (a typo
+is an error, never a silent default) and is strict about types (the string
+"0.1" does not become a number). Layers, datasets, optimisers and schedulers
+are discriminated unions on ``type``, so an error points at one variant and
+one field.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _type_shorthand(value):
+    """Let `loss: mse` stand for `loss: {type: mse}`."""
+    return {"type": value} if isinstance(value, str) else value
+
+
+# --------------------------------------------------------------------- data
+
+
+class SplitConfig(Strict):
+    """Fractions of the samples in each split; they must sum to 1."""
+
+    train: Probability = 0.8
+    val: Probability = 0.1
+    test: Probability = 0.1
+
+    @model_validator(mode="after")
+    def _sum_to_one(self):
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + val + test must be 1, got {total:g}")
+        if self.train == 0:
+            raise ValueError("the train fraction must be above 0")
+        return self
+
+    def fractions(self):
+        return (self.train, self.val, self.test)
+
+
+class SyntheticData(Strict):
+    type: Literal["synthetic"]
+    kind: Literal["linear", "blobs", "moons"] = "linear"
+    n: Optional[PositiveInt] = None
+    slope: float = 2.0
+    intercept: float = 0.0
+    noise: NonNegFloat = 0.0
+    centers: Annotated[int, Field(ge=2)] = 2
+    std: PositiveFloat = 1.0
+    standardize: bool = False
+    splits: SplitConfig = SplitConfig(train=0.8, val=0.2, test=0.0)
+    seed: int = 0
+
+
+class CSVData(Strict):
+    type: Literal["csv"]
+    path: str
+    target: str
+    task: Literal["auto", "regression", "classification"] = "auto"
+    features: Optional[list[str]] = None
+    categorical: Optional[list[str]] = None
+    numeric: Optional[list[str]] = None
+    drop: Optional[list[str]] = None
+    impute_numeric: Literal["mean", "median", "most_frequent", "constant"] = "mean"
+    impute_categorical: Literal["most_frequent", "constant"] = "most_frequent"
+    fill_value: Optional[Union[float, str]] = None
+    scaling: Literal["standard", "minmax", "none"] = "standard"
+    log_target: bool = False
+    splits: SplitConfig = SplitConfig()
+    seed: int = 0
+
+
+class TextData(Strict):
+    type: Literal["text"]
+    path: Union[str, list[str]]
+    delimiter: str = "\t"
+    has_header: bool = False
+    lowercase: bool = True
+    min_freq: PositiveInt = 1
+    max_vocab: Optional[PositiveInt] = None
+    vectorizer: Literal["bow", "binary", "tfidf"] = "tfidf"
+    skip_bad_lines: bool = False
+    splits: SplitConfig = SplitConfig()
+    seed: int = 0
+
+
+class ImageData(Strict):
+    type: Literal["mnist", "fashion_mnist"]
+    root: str
+    download: bool = False
+    mean: float = 0.5
+    std: PositiveFloat = 0.5
+    use_test_files: bool = True
+    limit: Optional[PositiveInt] = None
+    splits: SplitConfig = SplitConfig(train=0.9, val=0.1, test=0.0)
+    seed: int = 0
+
+
+DataConfig = Annotated[
+    Union[SyntheticData, CSVData, TextData, ImageData], Field(discriminator="type")
+]
+
+
+# -------------------------------------------------------------------- model
+
+
+class LinearLayer(Strict):
+    type: Literal["linear"]
+    out_features: PositiveInt
+    in_features: Optional[PositiveInt] = None
+    bias: bool = True
+
+
+class Conv2dLayer(Strict):
+    type: Literal["conv2d"]
+    out_channels: PositiveInt
+    kernel_size: PositiveInt
+    in_channels: Optional[PositiveInt] = None
+    stride: PositiveInt = 1
+    padding: Annotated[int, Field(ge=0)] = 0
+    bias: bool = True
+
+
+class PoolLayer(Strict):
+    type: Literal["maxpool2d", "avgpool2d"]
+    kernel_size: PositiveInt = 2
+    stride: Optional[PositiveInt] = None
+    padding: Annotated[int, Field(ge=0)] = 0
+
+
+class FlattenLayer(Strict):
+    type: Literal["flatten"]
+
+
+class ActivationLayer(Strict):
+    type: Literal["relu", "sigmoid", "tanh"]
+
+
+class SoftmaxLayer(Strict):
+    type: Literal["softmax", "log_softmax"]
+    dim: int = -1
+
+
+class DropoutLayer(Strict):
+    type: Literal["dropout"]
+    p: Annotated[float, Field(ge=0, lt=1)] = 0.5
+
+
+class BatchNormLayer(Strict):
+    type: Literal["batchnorm1d", "batchnorm2d"]
+    num_features: Optional[PositiveInt] = None
+    eps: PositiveFloat = 1e-5
+    momentum: Probability = 0.1
+
+
+LayerConfig = Annotated[
+    Union[LinearLayer, Conv2dLayer, PoolLayer, FlattenLayer, ActivationLayer, SoftmaxLayer,
+          DropoutLayer, BatchNormLayer],
+    Field(discriminator="type"),
+]
+
+
+class ModelConfig(Strict):
+    """``input_shape`` is needed only when the data does not imply it."""
+
+    input_shape: Optional[list[PositiveInt]] = None
+    layers: Annotated[list[LayerConfig], Field(min_length=1)]
+
+
+# --------------------------------------------------------------------- loss
+
+
+class LossConfig(Strict):
+    type: Literal["mse", "l1", "cross_entropy", "bce", "bce_with_logits"]
+    reduction: Literal["mean", "sum"] = "mean"
+
+
+# ---------------------------------------------------------------- optimizer
+
+
+class SGDConfig(Strict):
+    type: Literal["sgd"]
+    lr: PositiveFloat = 0.01
+    momentum: NonNegFloat = 0.0
+    nesterov: bool = False
+    weight_decay: NonNegFloat = 0.0
+
+
+class AdamConfig(Strict):
+    type: Literal["adam", "adamw"]
+    lr: PositiveFloat = 1e-3
+    betas: Annotated[list[Annotated[float, Field(ge=0, lt=1)]],
+                     Field(min_length=2, max_length=2)] = [0.9, 0.999]
+    eps: PositiveFloat = 1e-8
+    weight_decay: Optional[NonNegFloat] = None  # adam: 0, adamw: 0.01 (PyTorch's defaults)
+    amsgrad: bool = False
+
+
+class RMSpropConfig(Strict):
+    type: Literal["rmsprop"]
+    lr: PositiveFloat = 0.01
+    alpha: Probability = 0.99
+    eps: PositiveFloat = 1e-8
+    momentum: NonNegFloat = 0.0
+    centered: bool = False
+    weight_decay: NonNegFloat = 0.0
+
+
+OptimizerConfig = Annotated[
+    Union[SGDConfig, AdamConfig, RMSpropConfig], Field(discriminator="type")
+]
+
+
+# ---------------------------------------------------------------- scheduler
+
+
+class StepLRConfig(Strict):
+    type: Literal["step"]
+    step_size: PositiveInt
+    gamma: PositiveFloat = 0.1
+
+
+class ExponentialLRConfig(Strict):
+    type: Literal["exponential"]
+    gamma: PositiveFloat
+
+
+class CosineLRConfig(Strict):
+    type: Literal["cosine"]
+    t_max: Optional[PositiveInt] = None  # default: train.epochs
+    eta_min: NonNegFloat = 0.0
+
+
+class PlateauLRConfig(Strict):
+    type: Literal["plateau"]
+    factor: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    patience: Annotated[int, Field(ge=0)] = 10
+    min_lr: NonNegFloat = 0.0
+
+
+SchedulerConfig = Annotated[
+    Union[StepLRConfig, ExponentialLRConfig, CosineLRConfig, PlateauLRConfig],
+    Field(discriminator="type"),
+]
+
+
+# -------------------------------------------------------------------- train
+
+
+class TrainConfig(Strict):
+    epochs: PositiveInt = 10
+    batch_size: PositiveInt = 32
+    seed: int = 0
+    shuffle: bool = True
+    clip_grad_norm: Optional[PositiveFloat] = None
+    clip_grad_value: Optional[PositiveFloat] = None
+    early_stopping_patience: Optional[PositiveInt] = None
+    val_every: PositiveInt = 1
+    # Write checkpoint.npz every N epochs; by default every 30 s and after the last epoch.
+    checkpoint_every: Optional[PositiveInt] = None
+    # Which validation figure picks best.npz: 'loss' (lower is better), or a
+    # metric such as 'accuracy' or 'r2' (higher is better).
+    monitor: str = "loss"
+
+
+class OutputConfig(Strict):
+    dir: Optional[str] = None
+
+
+# ------------------------------------------------------------------ config
+
+
+class Config(Strict):
+    """A whole training run."""
+
+    data: DataConfig
+    model: ModelConfig
+    loss: LossConfig
+    optimizer: OptimizerConfig
+    scheduler: Optional[SchedulerConfig] = None
+    train: TrainConfig = TrainConfig()
+    output: OutputConfig = OutputConfig()
+
+    @field_validator("loss", "optimizer", "scheduler", mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any):
+        return _type_shorthand(value)
