@@ -1,11 +1,23 @@
 """The `micrograd` command: a thin Typer shell over the library.
 
-Start-up imports nothing heavy (no NumPy engine, no torchvision) so that
-`micrograd --help` answers at once; each command imports what it needs.
+    micrograd train configs/mnist_cnn.yaml
+    micrograd eval checkpoint.npz
+    micrograd predict --input 11
+    micrograd summary configs/mnist_cnn.yaml
+
+Start-up imports nothing heavy (the engine, NumPy-based data code and
+torchvision are imported inside each command) so that `micrograd --help`
+answers at once. Errors are one paragraph and an exit code, with a traceback
+only under --debug: 2 for a bad config or input, 1 for unreadable data or
+checkpoints, 3 when training diverges.
 """
 from __future__ import annotations
 
-from typing import Annotated, Optional
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, List, Optional
 
 import typer
 
@@ -14,7 +26,12 @@ app = typer.Typer(
     help="Train, evaluate and run neural networks on micrograd's NumPy autograd engine.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=True,
 )
+
+_state = {"debug": False}
+
+EXIT_INPUT, EXIT_DATA, EXIT_DIVERGED = 2, 1, 3
 
 
 def _version(value: bool):
@@ -27,9 +44,212 @@ def _version(value: bool):
 
 @app.callback()
 def main(
-    version: Annotated[
-        Optional[bool],
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
-    ] = None,
+    version: Annotated[Optional[bool], typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = None,
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="Show full tracebacks on errors.")] = False,
 ):
     """Train, evaluate and run neural networks on micrograd's NumPy autograd engine."""
+    _state["debug"] = debug
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _fail(message: str, code: int):
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False,
+                               soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _errors():
+    """Turn the library's exceptions into one-paragraph messages and exit codes."""
+    from micrograd.checkpoint import CheckpointError
+    from micrograd.config.loader import ConfigError
+    from micrograd.data.pipeline import PipelineError
+    from micrograd.train import TrainingDiverged
+
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        if _state["debug"]:
+            raise
+        if isinstance(exc, ConfigError):
+            _fail(str(exc), EXIT_INPUT)
+        if isinstance(exc, PipelineError):
+            _fail(str(exc), EXIT_INPUT)
+        if isinstance(exc, TrainingDiverged):
+            _fail(str(exc) + " The last good checkpoint is kept in the run folder.", EXIT_DIVERGED)
+        if isinstance(exc, (CheckpointError, FileNotFoundError, ValueError, OSError)):
+            _fail(str(exc), EXIT_DATA)
+        _fail(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", EXIT_DATA)
+
+
+def _overrides_help():
+    return "Override a config value, validated like the file: KEY=VALUE, e.g. optimizer.lr=0.01."
+
+
+# ------------------------------------------------------------------ train
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    set_: Annotated[Optional[List[str]], typer.Option("--set", help=_overrides_help())] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")] = False,
+):
+    """Train the model a config describes and write a run folder."""
+    with _errors():
+        from micrograd.config.loader import load_config
+        from micrograd.train import train as run_training
+
+        from .progress import PlainReporter, RichReporter
+
+        cfg = load_config(config, set_ or [])
+        console = _console()
+        interactive = console.is_terminal and not quiet
+        reporter = (RichReporter if interactive else PlainReporter)(console, quiet=quiet)
+        run_training(cfg, name=config.stem, reporter=reporter)
+
+
+# ------------------------------------------------------------------ summary
+
+
+@app.command()
+def summary(
+    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    set_: Annotated[Optional[List[str]], typer.Option("--set", help=_overrides_help())] = None,
+):
+    """Print the model's layers: output shape and parameter count of each (like Keras)."""
+    with _errors():
+        from rich.table import Table
+
+        from micrograd.build import build_data, build_model
+        from micrograd.config.loader import load_config
+
+        cfg = load_config(config, set_ or [])
+        input_shape = cfg.model.input_shape or build_data(cfg).pipeline.input_shape
+        _, rows = build_model(cfg, input_shape)
+        table = Table(title=f"{config.name}: input {'x'.join(map(str, input_shape))}")
+        table.add_column("#", justify="right")
+        table.add_column("layer")
+        table.add_column("output shape")
+        table.add_column("parameters", justify="right")
+        for row in rows:
+            table.add_row(str(row.index), repr(row.layer),
+                          "x".join(str(n) for n in row.output_shape), f"{row.params:,}")
+        console = _console()
+        console.print(table)
+        console.print(f"total parameters: {sum(r.params for r in rows):,}", highlight=False)
+
+
+# ------------------------------------------------------------------ eval
+
+
+def _resolve_checkpoint(path: Optional[Path]) -> Path:
+    from micrograd.train import latest_checkpoint
+
+    if path is not None:
+        if path.is_dir():
+            for name in ("best.npz", "checkpoint.npz"):
+                if (path / name).is_file():
+                    return path / name
+            _fail(f"{path} is a folder without best.npz or checkpoint.npz", EXIT_DATA)
+        return path
+    found = latest_checkpoint()
+    if found is None:
+        _fail("no checkpoint given and no latest run recorded in ./runs/latest; "
+              "train first (micrograd train CONFIG) or pass a checkpoint path", EXIT_INPUT)
+    return found
+
+
+@app.command("eval")
+def eval_(
+    checkpoint: Annotated[Optional[Path], typer.Argument(
+        help="Checkpoint (.npz) or run folder; default: the latest run.")] = None,
+    data: Annotated[Optional[Path], typer.Option(
+        "--data", help="Evaluate other data of the same form (a CSV, text file or IDX folder).")] = None,
+    json_path: Annotated[Optional[Path], typer.Option(
+        "--json", help="Also write the metrics as a flat JSON object to this file.")] = None,
+):
+    """Evaluate a checkpoint on the test split (or --data) and print its metrics."""
+    with _errors():
+        from rich.table import Table
+
+        from micrograd.evaluate import evaluate_checkpoint
+
+        path = _resolve_checkpoint(checkpoint)
+        report, where = evaluate_checkpoint(path, data)
+        console = _console()
+        console.print(f"{path}\nevaluated on {where}", markup=False, highlight=False,
+                      soft_wrap=True)
+        table = Table()
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for key, value in report.items():
+            if isinstance(value, float):
+                table.add_row(key, f"{value:.6g}")
+            elif isinstance(value, int):
+                table.add_row(key, str(value))
+        console.print(table)
+        if "confusion_matrix" in report:
+            names = report.get("class_names") or [str(i) for i in range(len(report["confusion_matrix"]))]
+            cm = Table(title="confusion matrix (rows: true, columns: predicted)")
+            cm.add_column("")
+            for n in names:
+                cm.add_column(n, justify="right")
+            for n, row in zip(names, report["confusion_matrix"]):
+                cm.add_row(n, *map(str, row))
+            console.print(cm)
+        if json_path is not None:
+            json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+            console.print(f"metrics written to {json_path}", highlight=False)
+
+
+# ------------------------------------------------------------------ predict
+
+
+@app.command()
+def predict(
+    input_: Annotated[Optional[str], typer.Option(
+        "--input", "-i", help="One input: a number, '1,0', 'col=value,...', a sentence, or an image path.")] = None,
+    file: Annotated[Optional[Path], typer.Option(
+        "--file", "-f", help="Many inputs: a CSV (tabular) or one input per line.")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(
+        "--checkpoint", "-c", help="Checkpoint (.npz) or run folder; default: the latest run.")] = None,
+    top: Annotated[int, typer.Option("--top", min=1, help="Show the K most likely classes.")] = 1,
+):
+    """Predict with a trained model, applying the same preprocessing as training."""
+    if (input_ is None) == (file is None):
+        _fail("give exactly one of --input VALUE or --file PATH", EXIT_INPUT)
+    with _errors():
+        from micrograd.predict import Predictor
+
+        predictor = Predictor(_resolve_checkpoint(checkpoint))
+        if input_ is not None:
+            results = [predictor.predict([predictor.parse(input_)], top=top)[0]]
+        else:
+            results = predictor.predict(predictor.read_file(file), top=top)
+        for res in results:
+            typer.echo(_format_prediction(res, top))
+
+
+def _format_prediction(res: dict, top: int) -> str:
+    if "value" in res:
+        return f"{res['value']:.6g}"
+    if top == 1:
+        return f"{res['label']} ({res['probability']:.3f})"
+    return "  ".join(f"{name} ({p:.3f})" for name, p in res["top"])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -15,6 +15,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 _REGISTRY: dict[str, type["Pipeline"]] = {}
+# Where each kind is defined: imported on demand when a checkpoint names it, so
+# loading a checkpoint does not import every reader.
+_MODULES = {
+    "array": "micrograd.data.synthetic",
+    "tabular": "micrograd.data.tabular",
+    "text": "micrograd.data.text",
+    "image": "micrograd.data.images",
+}
 
 
 class PipelineError(ValueError):
@@ -64,9 +72,13 @@ class Pipeline:
 def pipeline_from_state(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Pipeline:
     """Rebuild whichever pipeline ``meta['kind']`` names."""
     kind = meta.get("kind")
+    if kind not in _REGISTRY and kind in _MODULES:
+        import importlib
+
+        importlib.import_module(_MODULES[kind])
     if kind not in _REGISTRY:
         raise PipelineError(
-            f"unknown preprocessing kind {kind!r}; known kinds: {', '.join(sorted(_REGISTRY))}"
+            f"unknown preprocessing kind {kind!r}; known kinds: {', '.join(sorted(_MODULES))}"
         )
     return _REGISTRY[kind].from_state(meta, arrays)
 

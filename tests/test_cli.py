@@ -1,0 +1,279 @@
+"""The command line through Typer's CliRunner: config errors, overrides, summary,
+and a full train -> eval -> predict cycle on tiny data in a temporary folder."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from micrograd.data.idx import write_idx
+from micrograd_cli.main import app
+
+runner = CliRunner()
+
+LINEAR = {
+    "data": {"type": "synthetic", "kind": "linear", "n": 10,
+             "splits": {"train": 0.8, "val": 0.2, "test": 0.0}},
+    "model": {"layers": [{"type": "linear", "out_features": 1}]},
+    "loss": "mse",
+    "optimizer": {"type": "sgd", "lr": 0.01},
+    "train": {"epochs": 300, "batch_size": 8, "seed": 0},
+}
+
+
+def write_config(folder: Path, data: dict, name="config.yaml") -> Path:
+    path = folder / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def run(args, cwd: Path):
+    """Invoke the CLI with the working directory set (runs/ is created there)."""
+    import os
+
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return runner.invoke(app, args)
+    finally:
+        os.chdir(old)
+
+
+# ------------------------------------------------------------- config errors
+
+
+def expect_config_error(tmp_path, text, *fragments, args=()):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    result = run(["train", str(path), *args], tmp_path)
+    assert result.exit_code == 2, result.output
+    for fragment in fragments:
+        assert fragment in result.output, result.output
+    assert "Traceback" not in result.output
+    return result
+
+
+def test_unknown_key_suggests_the_right_one(tmp_path):
+    text = yaml.safe_dump({**{k: v for k, v in LINEAR.items() if k != "optimizer"},
+                           "optimzer": LINEAR["optimizer"]}, sort_keys=False)
+    expect_config_error(tmp_path, text, "optimzer", "did you mean 'optimizer'", "line ")
+
+
+def test_wrong_type_names_key_path_and_line(tmp_path):
+    cfg = json.loads(json.dumps(LINEAR))
+    cfg["model"]["layers"][0]["out_features"] = "three"
+    text = yaml.safe_dump(cfg, sort_keys=False)
+    line = next(i for i, l in enumerate(text.splitlines(), 1) if "out_features" in l)
+    expect_config_error(tmp_path, text, "model.layers.0.out_features", f"line {line}")
+
+
+def test_string_never_becomes_a_number(tmp_path):
+    cfg = json.loads(json.dumps(LINEAR))
+    cfg["optimizer"]["lr"] = "0.01"
+    expect_config_error(tmp_path, yaml.safe_dump(cfg), "optimizer.lr", "valid number")
+
+
+@pytest.mark.parametrize("key,value,fragment", [
+    ("lr", -0.1, "optimizer.lr"),
+    ("batch_size", 0, "train.batch_size"),
+])
+def test_out_of_range_values(tmp_path, key, value, fragment):
+    cfg = json.loads(json.dumps(LINEAR))
+    section = "optimizer" if key == "lr" else "train"
+    cfg[section][key] = value
+    expect_config_error(tmp_path, yaml.safe_dump(cfg), fragment, "greater than 0")
+
+
+def test_malformed_yaml(tmp_path):
+    expect_config_error(tmp_path, "data: [unclosed\nmodel: {", "malformed YAML", "line")
+
+
+def test_unknown_layer_type_suggests(tmp_path):
+    cfg = json.loads(json.dumps(LINEAR))
+    cfg["model"]["layers"].append({"type": "relux"})
+    expect_config_error(tmp_path, yaml.safe_dump(cfg), "model.layers.1", "did you mean 'relu'")
+
+
+def test_missing_config_file(tmp_path):
+    result = run(["train", str(tmp_path / "nope.yaml")], tmp_path)
+    assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_bad_override_is_a_config_error(tmp_path):
+    path = write_config(tmp_path, LINEAR)
+    expect_config_error(tmp_path, path.read_text(), "train.epochs", "--set",
+                        args=["--set", "train.epochs=many"])
+    expect_config_error(tmp_path, path.read_text(), "did you mean 'epochs'",
+                        args=["--set", "train.epoch=3"])
+    expect_config_error(tmp_path, path.read_text(), "KEY=VALUE", args=["--set", "train.epochs"])
+
+
+def test_wrong_in_features_names_the_layer(tmp_path):
+    cfg = json.loads(json.dumps(LINEAR))
+    cfg["model"]["layers"] = [{"type": "linear", "in_features": 5, "out_features": 1}]
+    expect_config_error(tmp_path, yaml.safe_dump(cfg), "model.layers.0 (linear)",
+                        "in_features is 5", "arriving there has 1")
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    path = write_config(tmp_path, {**LINEAR, "optimizer": {"type": "sgd", "lr": -1.0}})
+    result = run(["--debug", "train", str(path)], tmp_path)
+    assert result.exit_code != 0
+    assert result.exception is not None and "ConfigError" in type(result.exception).__name__
+
+
+# ------------------------------------------------------------- summary
+
+
+def make_idx_folder(folder: Path, n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = (np.arange(n) % 3).astype(np.uint8)
+    images = rng.integers(0, 40, (n, 28, 28)).astype(np.uint8)
+    for i, label in enumerate(labels):  # a learnable mark per class
+        images[i, 4 + 8 * label: 10 + 8 * label, 4:24] = 255
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", images)
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", labels)
+    return folder
+
+
+CNN = {
+    "data": {"type": "mnist", "root": "digits", "splits": {"train": 0.6, "val": 0.2, "test": 0.2}},
+    "model": {"layers": [
+        {"type": "conv2d", "out_channels": 32, "kernel_size": 3}, {"type": "relu"},
+        {"type": "avgpool2d", "kernel_size": 2},
+        {"type": "conv2d", "out_channels": 64, "kernel_size": 3}, {"type": "relu"},
+        {"type": "avgpool2d", "kernel_size": 2},
+        {"type": "flatten"}, {"type": "linear", "out_features": 10}]},
+    "loss": "cross_entropy",
+    "optimizer": {"type": "adam", "lr": 0.001},
+    "train": {"epochs": 1, "batch_size": 16},
+}
+
+
+def test_summary_shows_the_cnn_shapes(tmp_path):
+    (tmp_path / "digits").mkdir()
+    make_idx_folder(tmp_path / "digits")
+    path = write_config(tmp_path, CNN)
+    result = run(["summary", str(path)], tmp_path)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "64x5x5" in out and "1600" in out
+    assert "in_features=1600" in out
+    assert "32x26x26" in out and "64x11x11" in out
+    assert "total parameters: 34,826" in out
+
+
+def test_relative_data_paths_resolve_against_the_config_folder(tmp_path):
+    (tmp_path / "conf" / "digits").mkdir(parents=True)
+    make_idx_folder(tmp_path / "conf" / "digits")
+    path = write_config(tmp_path / "conf", CNN)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = run(["summary", str(path)], elsewhere)
+    assert result.exit_code == 0, result.output
+
+
+def test_summary_reports_missing_data_files(tmp_path):
+    path = write_config(tmp_path, CNN)
+    result = run(["summary", str(path)], tmp_path)
+    assert result.exit_code == 1
+    assert "t10k-images-idx3-ubyte" in result.output and "Traceback" not in result.output
+
+
+# ------------------------------------------------------------- train, eval, predict
+
+
+def test_train_eval_predict_cycle(tmp_path):
+    path = write_config(tmp_path, LINEAR)
+    result = run(["train", str(path), "--set", "train.epochs=400"], tmp_path)
+    assert result.exit_code == 0, result.output
+    runs = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    assert len(runs) == 1
+    run_dir = runs[0]
+    for name in ("config.yaml", "metrics.csv", "checkpoint.npz", "best.npz"):
+        assert (run_dir / name).is_file(), name
+    rows = (run_dir / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,train_loss,val_loss") and len(rows) == 401
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["epochs"] == 400
+
+    result = run(["predict", "--input", "11"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert float(result.output.strip()) == pytest.approx(22.0, abs=0.5)
+
+    result = run(["eval", "--json", "m.json"], tmp_path)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert set(metrics) == {"mse", "rmse", "mae", "r2"} and metrics["r2"] > 0.99
+
+    (tmp_path / "inputs.txt").write_text("1\n5\n")
+    result = run(["predict", "--file", "inputs.txt", "--checkpoint", str(run_dir)], tmp_path)
+    values = [float(v) for v in result.output.split()]
+    assert values == pytest.approx([2.0, 10.0], abs=0.5)
+
+    result = run(["predict", "--input", "eleven"], tmp_path)
+    assert result.exit_code == 2 and "expected 1 number" in result.output
+    result = run(["predict", "--input", "1,2"], tmp_path)
+    assert result.exit_code == 2 and "expects 1 number" in result.output
+
+
+def test_same_config_and_seed_give_identical_metrics(tmp_path):
+    path = write_config(tmp_path, {**LINEAR, "train": {**LINEAR["train"], "epochs": 50}})
+    outputs = []
+    for name in ("a", "b"):
+        result = run(["train", str(path), "-q", "--set", f"output.dir={name}"], tmp_path)
+        assert result.exit_code == 0, result.output
+        text = (tmp_path / name / "metrics.csv").read_text().splitlines()
+        outputs.append([",".join(r.split(",")[:-1]) for r in text])  # drop the seconds column
+    assert outputs[0] == outputs[1]
+
+
+def test_classifier_cycle_on_images(tmp_path):
+    (tmp_path / "digits").mkdir()
+    make_idx_folder(tmp_path / "digits")
+    cfg = json.loads(json.dumps(CNN))
+    cfg["model"]["layers"] = [{"type": "flatten"}, {"type": "linear", "out_features": 10}]
+    cfg["train"] = {"epochs": 5, "batch_size": 16, "monitor": "accuracy"}
+    path = write_config(tmp_path, cfg)
+    result = run(["train", str(path)], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "val_accuracy" in result.output
+    result = run(["eval", "--json", "m.json"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "confusion matrix" in result.output
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["accuracy"] >= 0.9 and "f1_macro" in metrics
+    image = np.zeros((28, 28), np.uint8)
+    image[4 + 8:10 + 8, 4:24] = 255  # class 1's mark
+    np.save(tmp_path / "one.npy", image)
+    result = run(["predict", "--input", "one.npy", "--top", "2"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert result.output.split()[0] == "1"
+    np.save(tmp_path / "big.npy", np.zeros((32, 32)))
+    result = run(["predict", "--input", "big.npy"], tmp_path)
+    assert result.exit_code == 2 and "28x28" in result.output
+
+
+def test_eval_without_a_run_says_what_to_do(tmp_path):
+    result = run(["eval"], tmp_path)
+    assert result.exit_code == 2 and "train first" in result.output
+
+
+def test_version_and_help():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("micrograd ")
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("train", "eval", "predict", "summary"):
+        assert command in result.output
+
+
+def test_help_does_not_import_heavy_modules():
+    code = ("import sys; from micrograd_cli.main import app; "
+            "heavy = [m for m in ('numpy', 'torch', 'torchvision', 'micrograd.engine') "
+            "if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
