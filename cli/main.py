@@ -51,6 +51,15 @@ def main(
 ):
     """Train, evaluate and run neural networks on micrograd's NumPy autograd engine."""
     _state["debug"] = debug
+    if not debug:
+        import warnings
+
+        warnings.showwarning = _show_warning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Library warnings (an unseen category, skipped lines) as one line, no source code."""
+    typer.echo(f"warning: {message}", err=True)
 
 
 def _console():

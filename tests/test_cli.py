@@ -277,3 +277,63 @@ def test_help_does_not_import_heavy_modules():
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_tabular_cycle_with_named_columns(tmp_path):
+    rng = np.random.default_rng(0)
+    area = rng.uniform(50, 200, 120)
+    zone = rng.choice(["A", "B"], 120)
+    price = 1000 * area + np.where(zone == "A", 20000, 0) + rng.normal(0, 500, 120)
+    lines = ["area,zone,price"] + [f"{a:.1f},{z},{p:.0f}" for a, z, p in zip(area, zone, price)]
+    lines[5] = "NA,A," + lines[5].split(",")[2]  # a missing value, imputed
+    (tmp_path / "houses.csv").write_text("\n".join(lines) + "\n")
+    cfg = {
+        "data": {"type": "csv", "path": "houses.csv", "target": "price"},
+        "model": {"layers": [{"type": "linear", "out_features": 1}]},
+        "loss": "mse",
+        "optimizer": {"type": "adam", "lr": 0.05},
+        "train": {"epochs": 60, "batch_size": 16},
+    }
+    path = write_config(tmp_path, cfg)
+    result = run(["train", str(path), "-q"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "r2=" in result.output
+    result = run(["predict", "--input", "area=100,zone=A"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert float(result.output) == pytest.approx(120000, rel=0.05)
+    result = run(["predict", "--input", "100,B"], tmp_path)  # a row in column order
+    assert float(result.output) == pytest.approx(100000, rel=0.05)
+    result = run(["predict", "--input", "size=100"], tmp_path)
+    assert result.exit_code == 2 and "unknown column" in result.output
+    (tmp_path / "more.csv").write_text("area,zone\n150,A\n80,C\n")
+    result = run(["predict", "--file", "more.csv"], tmp_path)
+    assert result.exit_code == 0, result.output
+    # the unseen zone C is a warning, not a crash
+    assert "warning: categories not seen in training" in result.output
+    assert len([l for l in result.output.splitlines() if not l.startswith("warning")]) == 2
+    result = run(["eval", "--data", "houses.csv", "--json", "m.json"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "m.json").read_text())["r2"] > 0.9
+
+
+def test_text_cycle_predicts_a_sentence(tmp_path):
+    good = ["great phone", "love it", "works great", "excellent value", "really love this"]
+    bad = ["terrible phone", "hate it", "broke fast", "awful value", "really hate this"]
+    rows = [f"{s}\t1" for s in good * 6] + [f"{s}\t0" for s in bad * 6]
+    (tmp_path / "reviews.txt").write_text("\n".join(rows) + "\n")
+    cfg = {
+        "data": {"type": "text", "path": "reviews.txt"},
+        "model": {"layers": [{"type": "linear", "out_features": 2}]},
+        "loss": "cross_entropy",
+        "optimizer": {"type": "adam", "lr": 0.1},
+        "train": {"epochs": 30, "batch_size": 8, "monitor": "accuracy"},
+    }
+    path = write_config(tmp_path, cfg)
+    result = run(["train", str(path), "-q"], tmp_path)
+    assert result.exit_code == 0, result.output
+    result = run(["predict", "--input", "I love this phone", "--top", "2"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert result.output.split()[0] == "1"
+    (tmp_path / "broken.txt").write_text("fine\t1\nno label here\n")
+    result = run(["eval", "--data", "broken.txt"], tmp_path)
+    assert result.exit_code == 2 and "line 2" in result.output

@@ -1,0 +1,357 @@
+"""Sentence classification: delimited text files -> bag-of-words / TF-IDF vectors.
+
+The sentiment files (``sentence<TAB>label``, one per line) are read, split
+(stratified) into train/validation/test, and a vocabulary is learned from the
+training sentences only. Each sentence becomes one float32 row of length
+``vocab_size``:
+
+- ``bow``: token counts,
+- ``binary``: 1 where a token occurs, else 0,
+- ``tfidf``: counts times smooth idf, ``ln((1 + n) / (1 + df)) + 1`` (as
+  scikit-learn's ``TfidfVectorizer``), each row scaled to unit L2 norm.
+
+Tokenisation is one regular expression on the (lowercased) sentence: words are
+runs of letters/digits, with inner apostrophes kept (``don't`` stays one
+token, which matters for sentiment), and every other non-space character is a
+token of its own (``great!`` -> ``great``, ``!``). Keeping punctuation scored
+as well as or better than dropping it on the amazon + yelp sentences, and ``!``
+carries sentiment.
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .pipeline import Pipeline, PipelineError, Splits
+from .splits import split_indices
+
+_TOKEN = re.compile(r"\w+(?:'\w+)*|[^\w\s]")
+_VECTORIZERS = ("bow", "binary", "tfidf")
+
+
+class TextFormatError(PipelineError):
+    """A line of a text dataset that is not ``sentence<delimiter>label``; names file and line."""
+
+
+def tokenize(sentence: str, lowercase: bool = True) -> list[str]:
+    """Split a sentence into word and punctuation tokens.
+
+    Example::
+
+        >>> tokenize("Don't buy it... Awful!")
+        ["don't", 'buy', 'it', '.', '.', '.', 'awful', '!']
+    """
+    if lowercase:
+        sentence = sentence.lower()
+    return _TOKEN.findall(sentence)
+
+
+def _ngrams(tokens: list[str], ngram_range: tuple[int, int]) -> list[str]:
+    """Word n-grams for every n in ``ngram_range`` (inclusive), joined by single spaces."""
+    low, high = ngram_range
+    if (low, high) == (1, 1):
+        return tokens
+    grams = []
+    for n in range(low, high + 1):
+        grams.extend(" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+    return grams
+
+
+def _check_ngram_range(ngram_range) -> tuple[int, int]:
+    try:
+        low, high = (int(v) for v in ngram_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"ngram_range must be two integers (min_n, max_n), got {ngram_range!r}") from None
+    if not 1 <= low <= high:
+        raise ValueError(f"ngram_range must satisfy 1 <= min_n <= max_n, got {ngram_range!r}")
+    return low, high
+
+
+def build_vocabulary(token_lists, min_freq: int = 1, max_vocab: int | None = None) -> list[str]:
+    """Tokens seen at least ``min_freq`` times, most frequent first, ties alphabetical.
+
+    ``max_vocab`` keeps only that many of the most frequent tokens.
+    """
+    counts = Counter()
+    for tokens in token_lists:
+        counts.update(tokens)
+    ranked = sorted((tok for tok, c in counts.items() if c >= min_freq),
+                    key=lambda tok: (-counts[tok], tok))
+    return ranked if max_vocab is None else ranked[:max_vocab]
+
+
+class TextPipeline(Pipeline):
+    """Sentences in, one bag-of-words / binary / TF-IDF row per sentence out.
+
+    ``transform`` takes a string or a list of strings and returns float32
+    ``(N, vocab_size)``; tokens not in the vocabulary are ignored (a sentence
+    of unknown words is a row of zeros).
+
+    Example::
+
+        >>> p = TextPipeline.fit([["good", "film"], ["bad", "film"]], vectorizer="bow")
+        >>> p.vocabulary
+        ['film', 'bad', 'good']
+        >>> p.transform("Good good film, unseen").tolist()
+        [[1.0, 0.0, 2.0]]
+    """
+
+    kind = "text"
+
+    def __init__(self, vocabulary, idf=None, *, vectorizer="tfidf", lowercase=True,
+                 ngram_range=(1, 1), class_names=None):
+        if vectorizer not in _VECTORIZERS:
+            raise ValueError(f"unknown vectorizer {vectorizer!r}; choose one of {list(_VECTORIZERS)}")
+        self.vocabulary = [str(t) for t in vocabulary]
+        self.index = {tok: i for i, tok in enumerate(self.vocabulary)}
+        self.idf = (np.ones(len(self.vocabulary)) if idf is None
+                    else np.asarray(idf, dtype=np.float64))
+        if self.idf.shape != (len(self.vocabulary),):
+            raise PipelineError(
+                f"idf has shape {self.idf.shape} for a vocabulary of {len(self.vocabulary)} tokens"
+            )
+        self.vectorizer = vectorizer
+        self.lowercase = bool(lowercase)
+        self.ngram_range = _check_ngram_range(ngram_range)
+        self.task = "classification"
+        self.class_names = None if class_names is None else [str(c) for c in class_names]
+        self.input_shape = (len(self.vocabulary),)
+
+    @classmethod
+    def fit(cls, token_lists, *, vectorizer="tfidf", min_freq=1, max_vocab=None,
+            lowercase=True, ngram_range=(1, 1), class_names=None) -> "TextPipeline":
+        """Learn vocabulary and idf from the training sentences' tokens (n-grams already formed)."""
+        vocabulary = build_vocabulary(token_lists, min_freq, max_vocab)
+        index = {tok: i for i, tok in enumerate(vocabulary)}
+        df = np.zeros(len(vocabulary))
+        for tokens in token_lists:
+            ids = [index[t] for t in set(tokens) if t in index]
+            df[ids] += 1
+        n = len(token_lists)
+        idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
+        return cls(vocabulary, idf, vectorizer=vectorizer, lowercase=lowercase,
+                   ngram_range=ngram_range, class_names=class_names)
+
+    def tokens(self, sentence: str) -> list[str]:
+        """The sentence's tokens and n-grams, as the vocabulary counts them."""
+        return _ngrams(tokenize(sentence, self.lowercase), self.ngram_range)
+
+    def vectorize(self, token_lists) -> np.ndarray:
+        """Already tokenised sentences -> float32 (N, vocab_size)."""
+        rows, cols = [], []
+        for r, tokens in enumerate(token_lists):
+            ids = [self.index[t] for t in tokens if t in self.index]
+            rows.extend([r] * len(ids))
+            cols.extend(ids)
+        n, v = len(token_lists), len(self.vocabulary)
+        # Work on the nonzero (row, col) cells only, then scatter them into the
+        # dense matrix once: cost grows with the number of tokens, not N * vocab.
+        flat = np.asarray(rows, dtype=np.int64) * v + np.asarray(cols, dtype=np.int64)
+        cells, counts = np.unique(flat, return_counts=True)
+        values = counts.astype(np.float64)
+        if self.vectorizer == "binary":
+            values[:] = 1.0
+        elif self.vectorizer == "tfidf":
+            values *= self.idf[cells % v]
+            norms = np.sqrt(np.bincount(cells // v, weights=values**2, minlength=n))
+            values /= norms[cells // v]
+        x = np.zeros((n, v), dtype=np.float32)
+        x.reshape(-1)[cells] = values
+        return x
+
+    def transform(self, raw) -> np.ndarray:
+        if isinstance(raw, str):
+            raw = [raw]
+        try:
+            sentences = list(raw)
+        except TypeError:
+            raise PipelineError(f"expected a sentence or a list of sentences, got {raw!r}") from None
+        for s in sentences:
+            if not isinstance(s, str):
+                raise PipelineError(f"expected a sentence (str), got {s!r}")
+        return self.vectorize([self.tokens(s) for s in sentences])
+
+    def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta = {
+            "vocabulary": self.vocabulary,
+            "vectorizer": self.vectorizer,
+            "lowercase": self.lowercase,
+            "ngram_range": list(self.ngram_range),
+            "task": self.task,
+            "class_names": self.class_names,
+            "input_shape": list(self.input_shape),
+        }
+        return meta, {"idf": self.idf.copy()}
+
+    @classmethod
+    def from_state(cls, meta, arrays) -> "TextPipeline":
+        return cls(meta["vocabulary"], arrays["idf"], vectorizer=meta["vectorizer"],
+                   lowercase=meta["lowercase"], ngram_range=tuple(meta["ngram_range"]),
+                   class_names=meta.get("class_names"))
+
+
+def _layout(delimiter, text_column, label_column) -> str:
+    """The expected line shape, e.g. ``sentence<TAB>label``."""
+    name = "<TAB>" if delimiter == "\t" else delimiter
+    fields = ["..."] * (max(text_column, label_column) + 1)
+    fields[text_column], fields[label_column] = "sentence", "label"
+    return name.join(fields)
+
+
+def _is_int(s: str) -> bool:
+    try:
+        int(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_lines(paths, delimiter, has_header, text_column, label_column):
+    """Every non-blank line as (path, lineno, sentence, label, problem); problem is None if fine."""
+    records = []
+    need = max(text_column, label_column) + 1
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                lines = fh.read().splitlines()
+        except UnicodeDecodeError as exc:
+            raise TextFormatError(f"{path}: not UTF-8 text ({exc})") from None
+        for lineno, line in enumerate(lines, start=1):
+            if (has_header and lineno == 1) or not line.strip():
+                continue
+            fields = line.split(delimiter)
+            if len(fields) < need:
+                records.append((path, lineno, None, None,
+                                f"no label: {len(fields)} field(s), {need} expected"))
+                continue
+            label = fields[label_column].strip()
+            sentence = fields[text_column].strip()
+            problem = "empty label" if not label else None
+            records.append((path, lineno, sentence, label, problem))
+    return records
+
+
+def _check_labels(records, labels):
+    """Mark records whose label is not allowed: outside ``labels``, or not an integer
+    when ``labels`` is None and most labels are integers."""
+    if labels is not None:
+        allowed = {str(v) for v in labels}
+        is_valid = allowed.__contains__
+        expected = f"one of {sorted(allowed)}"
+    else:
+        seen = [label for _, _, _, label, problem in records if problem is None]
+        if sum(map(_is_int, seen)) * 2 <= len(seen):
+            return records
+        is_valid = _is_int
+        expected = "an integer"
+    checked = []
+    for path, lineno, sentence, label, problem in records:
+        if problem is None and not is_valid(label):
+            problem = f"label {label!r} is not {expected}"
+        checked.append((path, lineno, sentence, label, problem))
+    return checked
+
+
+def load_text(paths, *, delimiter="\t", has_header=False, text_column=0, label_column=1,
+              labels=None, lowercase=True, min_freq=1, max_vocab=None, vectorizer="tfidf",
+              ngram_range=(1, 1), skip_bad_lines=False, splits=(0.8, 0.1, 0.1),
+              seed=0) -> Splits:
+    """Read labelled sentences, split them (stratified) and vectorise them.
+
+    Args:
+        paths: a file or a list of files; their lines are concatenated in order.
+        delimiter: separates the fields of a line (tab by default).
+        has_header: skip the first line of every file.
+        text_column, label_column: 0-based field positions of sentence and label.
+        labels: the allowed label values. By default, when most labels are
+            integers, a label that is not an integer is malformed (a sentence
+            holding a stray delimiter shifts a word into the label column).
+        lowercase: lowercase sentences before tokenising.
+        min_freq: keep tokens seen at least this often in the training split.
+        max_vocab: keep at most this many tokens (most frequent, ties alphabetical).
+        vectorizer: 'tfidf' (default), 'bow' (counts) or 'binary'.
+        ngram_range: (min_n, max_n) word n-grams, e.g. (1, 2) adds bigrams.
+        skip_bad_lines: skip malformed lines with a warning instead of raising.
+        splits: train/validation/test fractions.
+        seed: the same seed gives the same split.
+
+    Returns:
+        ``Splits`` with float32 ``x`` of shape (N, vocab_size), int64 ``y``
+        indexing ``pipeline.class_names`` (sorted labels; numerically when all
+        are integers) and ``info`` with 'samples', 'vocab_size', 'files' and
+        'skipped_lines'.
+
+    Raises:
+        TextFormatError: a line without a label (or an empty / unexpected one),
+            naming the file and 1-based line number, unless ``skip_bad_lines``.
+
+    Example::
+
+        >>> data = load_text("amazon_cells_labelled.txt")  # doctest: +SKIP
+        >>> data.x_train.shape, data.pipeline.class_names  # doctest: +SKIP
+        ((800, 1636), ['0', '1'])
+    """
+    if vectorizer not in _VECTORIZERS:
+        raise ValueError(f"unknown vectorizer {vectorizer!r}; choose one of {list(_VECTORIZERS)}")
+    if min_freq < 1:
+        raise ValueError(f"min_freq must be at least 1, got {min_freq}")
+    if max_vocab is not None and max_vocab < 1:
+        raise ValueError(f"max_vocab must be at least 1 or None, got {max_vocab}")
+    if text_column == label_column or min(text_column, label_column) < 0:
+        raise ValueError(f"text_column ({text_column}) and label_column ({label_column}) "
+                         "must be different non-negative field positions")
+    ngram_range = _check_ngram_range(ngram_range)
+    paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("no text files given")
+
+    records = _read_lines(paths, delimiter, has_header, text_column, label_column)
+    records = _check_labels(records, labels)
+
+    layout = _layout(delimiter, text_column, label_column)
+    bad = [r for r in records if r[4] is not None]
+    if bad and not skip_bad_lines:
+        path, lineno, _, _, problem = bad[0]
+        raise TextFormatError(
+            f"{path}, line {lineno}: expected '{layout}' ({problem}); a sentence broken across "
+            "lines or a missing label? Fix the file or pass skip_bad_lines=True"
+        )
+    if bad:
+        where = ", ".join(f"{p.name}:{n}" for p, n, *_ in bad[:5])
+        more = ", ..." if len(bad) > 5 else ""
+        warnings.warn(f"skipped {len(bad)} malformed line(s) not of the form '{layout}' "
+                      f"(at {where}{more})", stacklevel=2)
+    good = [r for r in records if r[4] is None]
+    if not good:
+        raise TextFormatError(f"no labelled sentences in {', '.join(map(str, paths))}")
+
+    sentences = [r[2] for r in good]
+    raw_labels = [r[3] for r in good]
+    unique = set(raw_labels)
+    numeric = all(map(_is_int, unique))
+    class_names = sorted(unique, key=(lambda s: (int(s), s)) if numeric else None)
+    position = {name: i for i, name in enumerate(class_names)}
+    y = np.array([position[v] for v in raw_labels], dtype=np.int64)
+
+    parts = split_indices(len(sentences), splits, seed=seed, stratify=y)
+    while len(parts) < 3:
+        parts.append(np.empty(0, dtype=np.int64))
+    token_lists = [_ngrams(tokenize(s, lowercase), ngram_range) for s in sentences]
+    train = parts[0]
+    pipeline = TextPipeline.fit([token_lists[i] for i in train], vectorizer=vectorizer,
+                                min_freq=min_freq, max_vocab=max_vocab, lowercase=lowercase,
+                                ngram_range=ngram_range, class_names=class_names)
+    xs = [pipeline.vectorize([token_lists[i] for i in idx]) for idx in parts[:3]]
+    ys = [y[idx] for idx in parts[:3]]
+    info = {
+        "samples": len(sentences),
+        "vocab_size": len(pipeline.vocabulary),
+        "files": [str(p) for p in paths],
+        "skipped_lines": len(bad),
+    }
+    return Splits(xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], pipeline, info=info)
