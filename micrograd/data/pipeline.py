@@ -69,6 +69,17 @@ class Pipeline:
         return {"kind": self.kind, **meta}, arrays
 
 
+def as_rows(x: np.ndarray, n_features: int) -> np.ndarray:
+    """Raw numbers as (N, n_features): a scalar is one sample of one feature; a 1-D
+    input is one sample when it has n_features values, else N samples of one
+    feature. The caller checks the result's width."""
+    if x.ndim == 0:
+        return x.reshape(1, 1)
+    if x.ndim == 1:
+        return x.reshape(1, -1) if x.size == n_features else x.reshape(-1, 1)
+    return x
+
+
 def pipeline_from_state(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Pipeline:
     """Rebuild whichever pipeline ``meta['kind']`` names."""
     kind = meta.get("kind")

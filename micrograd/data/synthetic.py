@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .pipeline import Pipeline, PipelineError, Splits
+from .pipeline import Pipeline, PipelineError, Splits, as_rows
 from .splits import split_indices
 
 
@@ -59,10 +59,7 @@ class ArrayPipeline(Pipeline):
                 f"expected numbers ({self.input_shape[0]} feature(s) per sample), got {raw!r}"
             ) from None
         n = self.input_shape[0]
-        if x.ndim == 0:
-            x = x.reshape(1, 1)
-        elif x.ndim == 1:
-            x = x.reshape(1, -1) if x.size == n else x.reshape(-1, 1)
+        x = as_rows(x, n)
         if x.ndim != 2 or x.shape[1] != n:
             raise PipelineError(
                 f"expected {n} feature(s) per sample, got input of shape {np.shape(raw)}"

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .pipeline import Pipeline, PipelineError, Splits
+from .pipeline import Pipeline, PipelineError, Splits, as_rows
 from .splits import split_indices
 
 MISSING_VALUES = ("", "NA", "NaN", "nan", "N/A", "null")
@@ -166,11 +166,7 @@ class TabularPipeline(Pipeline):
                 f"pass rows as dicts {{column: value}} (or a list of them), not an array"
             )
         n = len(self.columns)
-        x = np.asarray(raw) if not isinstance(raw, (str, bytes)) else np.asarray([raw])
-        if x.ndim == 0:
-            x = x.reshape(1, 1)
-        elif x.ndim == 1:
-            x = x.reshape(1, -1) if x.size == n else x.reshape(-1, 1)
+        x = as_rows(np.asarray(raw) if not isinstance(raw, (str, bytes)) else np.asarray([raw]), n)
         if x.ndim != 2 or x.shape[1] != n:
             raise PipelineError(
                 f"expected {n} raw feature(s) per row in column order ({', '.join(self.columns)}), "
