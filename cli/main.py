@@ -9,11 +9,13 @@ Start-up imports nothing heavy (the engine, NumPy-based data code and
 torchvision are imported inside each command) so that `micrograd --help`
 answers at once. Errors are one paragraph and an exit code, with a traceback
 only under --debug: 2 for a bad config or input, 1 for unreadable data or
-checkpoints, 3 when training diverges.
+checkpoints (or one that cannot be written), 3 when training diverges, 130
+when training is interrupted (Ctrl-C or SIGTERM; it prints how to resume).
 """
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,7 +33,7 @@ app = typer.Typer(
 
 _state = {"debug": False}
 
-EXIT_INPUT, EXIT_DATA, EXIT_DIVERGED = 2, 1, 3
+EXIT_INPUT, EXIT_DATA, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 3, 130
 
 
 def _version(value: bool):
@@ -89,6 +91,11 @@ def _errors():
         yield
     except typer.Exit:
         raise
+    except KeyboardInterrupt:
+        if _state["debug"]:
+            raise
+        _exiting()
+        _fail("interrupted", EXIT_INTERRUPTED)
     except Exception as exc:
         if _state["debug"]:
             raise
@@ -97,10 +104,20 @@ def _errors():
         if isinstance(exc, PipelineError):
             _fail(str(exc), EXIT_INPUT)
         if isinstance(exc, TrainingDiverged):
-            _fail(str(exc) + " The last good checkpoint is kept in the run folder.", EXIT_DIVERGED)
+            _fail(f"{exc} {_kept(exc)}", EXIT_DIVERGED)
         if isinstance(exc, (CheckpointError, FileNotFoundError, ValueError, OSError)):
             _fail(str(exc), EXIT_DATA)
         _fail(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", EXIT_DATA)
+
+
+def _kept(exc) -> str:
+    """Which good checkpoints a diverged run left, in words."""
+    if exc.run_dir is None:
+        return ""
+    if not exc.kept:
+        return f"No checkpoint had been saved yet in {exc.run_dir}."
+    files = ", ".join(f"{name} (epoch {epoch})" for name, epoch in sorted(exc.kept.items()))
+    return f"The run folder {exc.run_dir} keeps the last good checkpoints: {files}."
 
 
 def _overrides_help():
@@ -115,10 +132,18 @@ def train(
     config: Annotated[Path, typer.Argument(help="YAML config file.")],
     set_: Annotated[Optional[List[str]], typer.Option("--set", help=_overrides_help())] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")] = False,
+    resume: Annotated[Optional[Path], typer.Option(
+        "--resume", help="Continue an interrupted or finished run: its folder or a checkpoint "
+        "(.npz). Training goes on from the saved epoch in the same run folder.")] = None,
 ):
-    """Train the model a config describes and write a run folder."""
+    """Train the model a config describes and write a run folder.
+
+    Ctrl-C (or SIGTERM) finishes the current step, saves checkpoint.npz and prints
+    the command that resumes the run; a second Ctrl-C stops at once.
+    """
     with _errors():
         from micrograd.config.loader import load_config
+        from micrograd.train import TrainingInterrupted
         from micrograd.train import train as run_training
 
         from .progress import PlainReporter, RichReporter
@@ -127,7 +152,41 @@ def train(
         console = _console()
         interactive = console.is_terminal and not quiet
         reporter = (RichReporter if interactive else PlainReporter)(console, quiet=quiet)
-        run_training(cfg, name=config.stem, reporter=reporter)
+        try:
+            run_training(cfg, name=config.stem, reporter=reporter, resume=resume)
+        except TrainingInterrupted as exc:
+            if _state["debug"]:
+                raise
+            _interrupted(exc, config, set_ or [])
+
+
+def _exiting():
+    """From here the process only prints and exits: ignore further Ctrl-C (a key held
+    down repeats it), which would turn a clean exit into a traceback from the
+    interpreter's shutdown."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGINT", "SIGTERM"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), signal.SIG_IGN)
+
+
+def _interrupted(exc, config: Path, overrides: list[str]):
+    """Say where training stopped and how to go on; exit 130."""
+    from rich.console import Console
+
+    _exiting()
+    if exc.checkpoint is None:
+        _fail(f"{exc}; there is nothing to resume", EXIT_INTERRUPTED)
+    words = ["micrograd", "train", str(config), "--resume", str(exc.run_dir)]
+    for item in overrides:
+        words += ["--set", item]
+    console = Console(stderr=True)
+    console.print(f"{exc}\nresume with: {shlex.join(words)}", markup=False, highlight=False,
+                  soft_wrap=True)
+    raise typer.Exit(EXIT_INTERRUPTED)
 
 
 # ------------------------------------------------------------------ summary

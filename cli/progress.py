@@ -40,6 +40,11 @@ class PlainReporter(Reporter):
             self.say(f"training {params:,} parameters on {len(run.splits.y_train):,} samples "
                      f"for {epochs} epochs -> {run_dir}")
 
+    def resumed(self, checkpoint, epoch, batch, step):
+        if not self.quiet:
+            where = f"epoch {epoch + 1}, batch {batch + 1}" if batch else f"epoch {epoch + 1}"
+            self.say(f"resuming from {checkpoint} at {where} (step {step})")
+
     def say(self, text):
         self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
@@ -81,6 +86,11 @@ class RichReporter(PlainReporter):
         self.batch_task = self.progress.add_task("epoch 1", total=batches, info="")
         self.batches = batches
 
+    def resumed(self, checkpoint, epoch, batch, step):
+        super().resumed(checkpoint, epoch, batch, step)
+        self.progress.update(self.epochs_task, completed=epoch)
+        self.progress.update(self.batch_task, completed=batch, description=f"epoch {epoch + 1}")
+
     def say(self, text):
         progress = getattr(self, "progress", None)
         (progress.console if progress else self.console).print(
@@ -99,6 +109,9 @@ class RichReporter(PlainReporter):
         self.progress.update(self.epochs_task, completed=row["epoch"],
                              info=f"train_loss {_fmt(row['train_loss'])}  {summary}")
         super().epoch(row)
+
+    def close(self):
+        self.progress.stop()
 
     def finish(self, result):
         self.progress.stop()

@@ -7,9 +7,8 @@ where a config gives one and it is wrong, the error names the layer.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-
-import numpy as np
 
 import micrograd.nn as mn
 from micrograd import losses, optim
@@ -81,26 +80,44 @@ def _fmt(shape):
     return "x".join(str(n) for n in shape)
 
 
-def build_model(config: Config, input_shape=None) -> tuple[mn.Sequential, list[LayerRow]]:
+def build_model(config: Config, input_shape=None,
+                max_values=None) -> tuple[mn.Sequential, list[LayerRow]]:
     """The config's layers as a ``Sequential``, each size inferred from the shape
-    arriving at it; also returns the summary rows (output shape, parameters)."""
+    arriving at it; also returns the summary rows (output shape, parameters).
+
+    ``max_values`` caps the numbers the parameters and buffers would hold,
+    checked before anything is allocated (a stored config read from a
+    checkpoint must not make us allocate more than the checkpoint holds).
+    """
     shape = tuple(config.model.input_shape or input_shape or ())
     if not shape:
         raise ModelConfigError(
             "model.input_shape: the data does not imply an input shape; give one, "
             "e.g. input_shape: [1, 28, 28]"
         )
-    layers, rows = [], []
+    plans, total = [], 0
     for i, spec in enumerate(config.model.layers):
         where = f"model.layers.{i} ({spec.type})"
-        layer, shape = _make_layer(spec, shape, where)
+        make, shape, values = _plan_layer(spec, shape, where)
+        plans.append((i, spec, make, shape))
+        total += values
+    if max_values is not None and total > max_values:
+        raise ModelConfigError(
+            f"the model holds {total:,} values in its parameters and buffers, more than the "
+            f"{max_values:,} allowed here"
+        )
+    layers, rows = [], []
+    for i, spec, make, shape in plans:
+        layer = make()
         layers.append(layer)
         params = sum(p.size for p in layer.parameters())
         rows.append(LayerRow(i, spec.type, layer, shape, params))
     return mn.Sequential(layers), rows
 
 
-def _make_layer(spec, shape, where):
+def _plan_layer(spec, shape, where):
+    """(a function building the layer, its output shape, the values its parameters
+    and buffers hold), without allocating anything yet."""
     t = spec.type
     if t == "linear":
         if len(shape) != 1:
@@ -109,16 +126,19 @@ def _make_layer(spec, shape, where):
                 f"shape {_fmt(shape)}; add a 'flatten' layer before it"
             )
         _check_size(where, "in_features", spec.in_features, shape[0])
-        return mn.Linear(shape[0], spec.out_features, bias=spec.bias), (spec.out_features,)
+        n_in, n_out = shape[0], spec.out_features
+        return (lambda: mn.Linear(n_in, n_out, bias=spec.bias), (n_out,),
+                n_out * n_in + (n_out if spec.bias else 0))
     if t == "conv2d":
         c, h, w = _image_shape(shape, where)
         _check_size(where, "in_channels", spec.in_channels, c)
         oh = (h + 2 * spec.padding - spec.kernel_size) // spec.stride + 1
         ow = (w + 2 * spec.padding - spec.kernel_size) // spec.stride + 1
         _check_positive(where, (spec.out_channels, oh, ow), shape)
-        layer = mn.Conv2d(c, spec.out_channels, spec.kernel_size, stride=spec.stride,
-                          padding=spec.padding, bias=spec.bias)
-        return layer, (spec.out_channels, oh, ow)
+        k, n_out = spec.kernel_size, spec.out_channels
+        return (lambda: mn.Conv2d(c, n_out, k, stride=spec.stride, padding=spec.padding,
+                                  bias=spec.bias),
+                (n_out, oh, ow), n_out * c * k * k + (n_out if spec.bias else 0))
     if t in ("maxpool2d", "avgpool2d"):
         c, h, w = _image_shape(shape, where)
         stride = spec.stride or spec.kernel_size
@@ -126,26 +146,28 @@ def _make_layer(spec, shape, where):
         ow = (w + 2 * spec.padding - spec.kernel_size) // stride + 1
         _check_positive(where, (c, oh, ow), shape)
         cls = mn.MaxPool2d if t == "maxpool2d" else mn.AvgPool2d
-        return cls(spec.kernel_size, stride=stride, padding=spec.padding), (c, oh, ow)
+        return lambda: cls(spec.kernel_size, stride=stride, padding=spec.padding), (c, oh, ow), 0
     if t == "flatten":
-        return mn.Flatten(), (int(np.prod(shape)),)
+        return mn.Flatten, (math.prod(shape),), 0
     if t in ("relu", "sigmoid", "tanh"):
-        return {"relu": mn.ReLU, "sigmoid": mn.Sigmoid, "tanh": mn.Tanh}[t](), shape
+        return {"relu": mn.ReLU, "sigmoid": mn.Sigmoid, "tanh": mn.Tanh}[t], shape, 0
     if t in ("softmax", "log_softmax"):
         cls = mn.Softmax if t == "softmax" else mn.LogSoftmax
         # dims count from the sample, as in a config nobody writes the batch axis
-        return cls(dim=spec.dim if spec.dim < 0 else spec.dim + 1), shape
+        return lambda: cls(dim=spec.dim if spec.dim < 0 else spec.dim + 1), shape, 0
     if t == "dropout":
-        return mn.Dropout(spec.p), shape
+        return lambda: mn.Dropout(spec.p), shape, 0
     if t == "batchnorm1d":
         if len(shape) != 1:
             raise ModelConfigError(f"{where}: takes a flat vector, got shape {_fmt(shape)}")
         _check_size(where, "num_features", spec.num_features, shape[0])
-        return mn.BatchNorm1d(shape[0], eps=spec.eps, momentum=spec.momentum), shape
+        c = shape[0]
+        # weight, bias, running mean and variance, and the batch count
+        return lambda: mn.BatchNorm1d(c, eps=spec.eps, momentum=spec.momentum), shape, 4 * c + 1
     if t == "batchnorm2d":
         c, _, _ = _image_shape(shape, where)
         _check_size(where, "num_features", spec.num_features, c)
-        return mn.BatchNorm2d(c, eps=spec.eps, momentum=spec.momentum), shape
+        return lambda: mn.BatchNorm2d(c, eps=spec.eps, momentum=spec.momentum), shape, 4 * c + 1
     raise ModelConfigError(f"{where}: unknown layer type {t!r}")  # pragma: no cover
 
 

@@ -10,31 +10,62 @@ Members:
   optimiser state tensor (``state/<n>``) and per preprocessing array
   (``pipeline/<name>``).
 
-Writes are atomic (temporary file in the same folder, fsync, rename), so an
-interrupted save leaves the previous checkpoint intact. Loading uses
-``allow_pickle=False`` and refuses anything it does not expect.
+Writes are atomic (temporary file in the same folder, flush, fsync, rename,
+fsync of the folder), so a process killed at any moment leaves the previous
+checkpoint intact; a failed write raises :class:`CheckpointSaveError` and
+leaves it intact too.
+
+A checkpoint may come from anyone, so reading never lets NumPy (or pickle)
+interpret a member: each member's ``.npy`` header is parsed and checked here
+(plain numeric dtype, C order, a shape whose byte size is exactly what the
+member holds and under :data:`MAX_MEMBER_BYTES`) before anything is allocated,
+and every problem - a broken zip, a pickled or object member, an unknown
+member name, bad JSON, an unknown format version - is one
+:class:`CheckpointError` naming it.
 """
 from __future__ import annotations
 
+import errno
 import io
 import json
+import math
 import os
-import tempfile
+import re
+import secrets
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.lib import format as npy_format
 
 FORMAT_VERSION = 1
 META = "meta.json"
 PREFIXES = ("model/", "state/", "pipeline/")
-#: Largest member accepted, checked from the header before any allocation.
+#: Largest array member accepted, checked from its header before any allocation.
 MAX_MEMBER_BYTES = 4 << 30
+#: Largest metadata member (the JSON text) accepted.
+MAX_META_BYTES = 256 << 20
+MAX_MEMBERS = 100_000
+MAX_NDIM = 32
+
+# model/0.weight, pipeline/center, state/12 (+ ".npy" inside the zip)
+_MEMBER = re.compile(r"(?:(?:model|pipeline)/[A-Za-z0-9_.\-]+|state/[0-9]+)")
+# What reading a hostile file can raise, anywhere from the zip layer to the JSON.
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, struct.error, UnicodeDecodeError, ValueError,
+                TypeError, KeyError, IndexError, EOFError, OSError, RecursionError,
+                OverflowError, NotImplementedError, RuntimeError, SyntaxError)
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read or used; the message names the problem."""
+
+
+class CheckpointSaveError(CheckpointError):
+    """A checkpoint could not be written (full disk, no permission); the previous
+    file under that name is unchanged."""
 
 
 # ------------------------------------------------------- nested state <-> arrays
@@ -60,7 +91,7 @@ def unpack_state(obj, arrays: dict):
     if isinstance(obj, dict):
         if set(obj) == {"__array__"}:
             name = obj["__array__"]
-            if name not in arrays:
+            if not isinstance(name, str) or name not in arrays:
                 raise CheckpointError(f"state refers to a missing array member {name!r}")
             return arrays[name]
         return {k: unpack_state(v, arrays) for k, v in obj.items()}
@@ -69,35 +100,120 @@ def unpack_state(obj, arrays: dict):
     return obj
 
 
+def _references(obj):
+    """Every ``{"__array__": name}`` value inside nested JSON data (iteratively)."""
+    stack = [obj]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if set(node) == {"__array__"}:
+                yield node["__array__"]
+            else:
+                stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
 # ------------------------------------------------------------------ writing
 
 
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete temporary files that a killed writer left beside ``path``.
+
+    Their names carry the writer's process id; those of a process still alive
+    (another run writing the same folder) are left alone.
+    """
+    prefix = _temp_prefix(path)
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        pid = name[len(prefix):].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        try:
+            entry.unlink()
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but is someone else's, or no way to tell
+        return True
+    return True
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename durable (POSIX; other systems have no folder handles)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` so that readers see the old file or the new, never half."""
+    """Write ``payload`` to ``path`` so that readers see the old file or the new, never half.
+
+    The bytes go to a temporary file in the same folder, which is flushed,
+    fsynced and renamed over ``path``; then the folder is fsynced. Raises
+    :class:`CheckpointSaveError` (the old file untouched) when any step fails.
+    """
     path = Path(path)
     folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    # Named before it exists, so that an interrupt at any point after its creation
+    # still finds it to delete; the process id lets a later save remove it if we die.
+    tmp = folder / f"{_temp_prefix(path)}{os.getpid()}.{secrets.token_hex(8)}.tmp"
     try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                     0o666)
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+        tmp = None
+    except OSError as exc:
+        _discard(tmp)
+        reason = exc.strerror or str(exc)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            reason += " (free some space, or set output.dir to another disk)"
+        elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            reason += f" (check that {folder} is writable)"
+        kept = (f"the previous {path.name} is unchanged" if path.exists()
+                else f"no {path.name} was written")
+        raise CheckpointSaveError(f"could not write {path}: {reason}; {kept}") from exc
+    except BaseException:  # KeyboardInterrupt included: never leave our temporary behind
+        _discard(tmp)
+        raise
+    _fsync_folder(folder)
+
+
+def _discard(tmp) -> None:
+    if tmp is not None:
         try:
             os.unlink(tmp)
-        except FileNotFoundError:
+        except OSError:  # never created, or already renamed
             pass
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
 
 
 def save_checkpoint(path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
@@ -107,11 +223,13 @@ def save_checkpoint(path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -
     meta = {"format_version": FORMAT_VERSION, "micrograd_version": __version__, **meta}
     members = {META: np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)}
     for name, arr in arrays.items():
-        if not name.startswith(PREFIXES):
-            raise ValueError(f"checkpoint member {name!r} must start with one of {PREFIXES}")
-        arr = np.ascontiguousarray(arr)
-        if arr.dtype == object:
-            raise ValueError(f"checkpoint member {name!r} is an object array; only numbers are stored")
+        if not _MEMBER.fullmatch(name):
+            raise ValueError(f"checkpoint member {name!r} must be model/<name>, state/<n> or "
+                             f"pipeline/<name>")
+        arr = np.asarray(arr, order="C")  # (ascontiguousarray would make a 0-d array 1-d)
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise ValueError(f"checkpoint member {name!r} has dtype {arr.dtype}; only numbers "
+                             f"are stored")
         members[name] = arr
     buf = io.BytesIO()
     np.savez(buf, **members)
@@ -126,49 +244,157 @@ def save_checkpoint(path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -
 def load_checkpoint(path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read a checkpoint: (meta, arrays). Raises CheckpointError for anything unexpected."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} is not a file (expected a .npz checkpoint)")
     try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-            names = [i.filename for i in infos]
-            if len(names) != len(set(names)):
-                raise CheckpointError(f"{path}: duplicate member names")
-            for info in infos:
-                if info.file_size > MAX_MEMBER_BYTES:
-                    raise CheckpointError(
-                        f"{path}: member {info.filename} declares {info.file_size} bytes, "
-                        f"over the {MAX_MEMBER_BYTES}-byte cap"
-                    )
-                key = info.filename.removesuffix(".npy")
-                if not info.filename.endswith(".npy") or not (
-                    key == META or key.startswith(PREFIXES)
-                ):
-                    raise CheckpointError(f"{path}: unexpected member {info.filename!r}")
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            with zipfile.ZipFile(fh) as zf:
+                arrays = _read_members(zf, size, path)
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-        raise CheckpointError(f"{path}: not a readable micrograd checkpoint ({exc})") from None
-    raw = arrays.pop(META, None)
-    if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
+    except MemoryError:
+        raise CheckpointError(f"{path}: too large to load into memory") from None
+    except _READ_ERRORS as exc:
+        raise CheckpointError(f"{path}: not a readable micrograd checkpoint "
+                              f"({type(exc).__name__}: {exc})") from None
+    meta = _read_meta(arrays.pop(META), path)
+    _check_contents(meta, arrays, path)
+    return meta, arrays
+
+
+def _read_members(zf: zipfile.ZipFile, file_size: int, path: Path) -> dict[str, np.ndarray]:
+    infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise CheckpointError(f"{path}: {len(infos)} members, more than {MAX_MEMBERS}")
+    names = [info.filename for info in infos]
+    if len(names) != len(set(names)):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise CheckpointError(f"{path}: duplicate member names {dup[:5]}")
+    stored = 0
+    for info in infos:
+        key = info.filename[:-4] if info.filename.endswith(".npy") else None
+        if key is None or not (key == META or _MEMBER.fullmatch(key)):
+            raise CheckpointError(f"{path}: unexpected member {info.filename!r} (a micrograd "
+                                  f"checkpoint holds only meta.json, model/, state/ and "
+                                  f"pipeline/ arrays)")
+        if info.flag_bits & 0x1:
+            raise CheckpointError(f"{path}: member {info.filename!r} is encrypted")
+        if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+            raise CheckpointError(f"{path}: member {info.filename!r} is compressed; micrograd "
+                                  f"checkpoints store members uncompressed")
+        stored += info.file_size
+    if f"{META}.npy" not in names:
         raise CheckpointError(f"{path}: no metadata member {META!r}")
+    # Stored members: their declared sizes must fit in the bytes actually on disk,
+    # so no header can make us allocate more than the file holds.
+    if stored > file_size:
+        raise CheckpointError(f"{path}: members declare {stored} bytes, but the file holds "
+                              f"{file_size}; the file is truncated or corrupt")
+    arrays = {}
+    for info in infos:
+        arrays[info.filename[:-4]] = _read_member(zf, info, path)
+    return arrays
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.ndarray:
+    """One ``.npy`` member, its header checked before its data is allocated."""
+    name = info.filename[:-4]
+    where = f"{path}: member {name!r}"
+    with zf.open(info) as fp:
+        version = npy_format.read_magic(fp)
+        if version == (1, 0):
+            shape, fortran_order, dtype = npy_format.read_array_header_1_0(fp)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = npy_format.read_array_header_2_0(fp)
+        else:
+            raise CheckpointError(f"{where}: unsupported .npy version {version}")
+        if dtype.hasobject:
+            raise CheckpointError(f"{where} is a pickled object array; checkpoints hold only "
+                                  f"numbers and are never unpickled")
+        if dtype.names is not None or dtype.subdtype is not None or dtype.kind not in "biufc":
+            raise CheckpointError(f"{where} has dtype {dtype}; expected plain numbers")
+        if fortran_order:
+            raise CheckpointError(f"{where} is stored in Fortran order; expected C order")
+        if len(shape) > MAX_NDIM:
+            raise CheckpointError(f"{where} declares {len(shape)} dimensions")
+        if name == META and (dtype != np.uint8 or len(shape) != 1):
+            raise CheckpointError(f"{where} must be a 1-D uint8 array (UTF-8 JSON), got "
+                                  f"{dtype} of shape {shape}")
+        nbytes = math.prod(shape) * dtype.itemsize
+        cap = MAX_META_BYTES if name == META else MAX_MEMBER_BYTES
+        if nbytes > cap:
+            raise CheckpointError(f"{where} declares shape {shape} ({nbytes} bytes), over the "
+                                  f"{cap}-byte cap")
+        held = info.file_size - fp.tell()
+        if nbytes != held:
+            raise CheckpointError(f"{where} declares shape {shape} of {dtype} ({nbytes} bytes), "
+                                  f"but holds {held} bytes of data")
+        arr = np.empty(shape, dtype)
+        view = memoryview(arr.reshape(-1).view(np.uint8))
+        got = 0
+        while got < nbytes:
+            n = fp.readinto(view[got:])
+            if not n:
+                raise CheckpointError(f"{where} is truncated ({got} of {nbytes} bytes)")
+            got += n
+        if fp.read(1):  # also reaches the end of the member, where zipfile checks its CRC
+            raise CheckpointError(f"{where} has trailing bytes")
+    if not dtype.isnative:
+        arr = arr.astype(dtype.newbyteorder("="))
+    return arr
+
+
+def _read_meta(raw: np.ndarray, path: Path) -> dict:
     try:
         meta = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: metadata is not valid JSON ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
-        version = meta.get("format_version") if isinstance(meta, dict) else None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise CheckpointError(f"{path}: metadata is not valid JSON ({type(exc).__name__}: "
+                              f"{exc})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: metadata is a JSON {type(meta).__name__}, expected an "
+                              f"object")
+    version = meta.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: unknown checkpoint format version {version!r} (this micrograd reads "
             f"version {FORMAT_VERSION})"
         )
+    return meta
+
+
+#: Metadata keys every checkpoint has, and their JSON types.
+_REQUIRED = {"config": dict, "pipeline": dict, "epoch": int, "step": int, "history": list}
+_OPTIONAL = {"micrograd_version": str, "rng_state": dict, "optimizer": dict, "scheduler": dict,
+             "loader": dict, "train_state": dict}
+
+
+def _check_contents(meta: dict, arrays: dict[str, np.ndarray], path: Path) -> None:
+    """Metadata shape, array references, and finite weights."""
+    for key, kind in _REQUIRED.items():
+        if key not in meta:
+            raise CheckpointError(f"{path}: metadata has no {key!r}")
+        if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
+            raise CheckpointError(f"{path}: metadata {key!r} is {type(meta[key]).__name__}, "
+                                  f"expected {kind.__name__}")
+    for key, kind in _OPTIONAL.items():
+        if meta.get(key) is not None and not isinstance(meta[key], kind):
+            raise CheckpointError(f"{path}: metadata {key!r} is {type(meta[key]).__name__}, "
+                                  f"expected {kind.__name__}")
+    if meta["epoch"] < 0 or meta["step"] < 0:
+        raise CheckpointError(f"{path}: negative epoch or step in the metadata")
+    if not all(isinstance(row, dict) for row in meta["history"]):
+        raise CheckpointError(f"{path}: metadata 'history' must be a list of objects")
+    referenced = set()
+    for name in _references(meta):
+        if not isinstance(name, str) or not name.startswith("state/") or name not in arrays:
+            raise CheckpointError(f"{path}: metadata refers to a missing array member {name!r}")
+        referenced.add(name)
+    unused = sorted(n for n in arrays if n.startswith("state/") and n not in referenced)
+    if unused:
+        raise CheckpointError(f"{path}: unexpected member {unused[0]!r} (no metadata refers to it)")
     for name, arr in arrays.items():
-        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-            raise CheckpointError(f"{path}: member {name!r} has non-numeric dtype {arr.dtype}")
-        if name.startswith("model/") and np.issubdtype(arr.dtype, np.floating) and not np.all(
-            np.isfinite(arr)
-        ):
+        if name.startswith("model/") and arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
             raise CheckpointError(f"{path}: parameter {name[6:]!r} holds NaN or infinite values")
-    return meta, arrays

@@ -59,7 +59,7 @@ class Predictor:
         if p.kind == "tabular":
             if "=" in text:
                 row = {}
-                for part in next(csv.reader(io.StringIO(text))):
+                for part in _csv_fields(text):
                     if "=" not in part:
                         raise PipelineError(f"expected key=value, got {part!r}; the model expects "
                                             f"{self.expects()}")
@@ -70,7 +70,7 @@ class Predictor:
                     raise PipelineError(f"unknown column(s) {', '.join(unknown)}; the model "
                                         f"expects {self.expects()}")
                 return row
-            values = next(csv.reader(io.StringIO(text)), [])
+            values = _csv_fields(text)
             if len(values) != len(p.columns):
                 raise PipelineError(f"got {len(values)} value(s), the model expects "
                                     f"{len(p.columns)}: {self.expects()}")
@@ -89,9 +89,13 @@ class Predictor:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"input file {path} does not exist")
-        text = path.read_text(encoding="utf-8")
-        if self.pipeline.kind == "tabular":
-            return list(csv.DictReader(io.StringIO(text)))
+        try:
+            text = path.read_text(encoding="utf-8")
+            if self.pipeline.kind == "tabular":
+                return list(csv.DictReader(io.StringIO(text)))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise PipelineError(f"{path}: expected UTF-8 text, one input per line (a CSV with "
+                                f"a header for tabular models) ({exc})") from None
         return [self.parse(line) for line in text.splitlines() if line.strip()]
 
     # --------------------------------------------------------- prediction
@@ -121,6 +125,15 @@ class Predictor:
 
     def predict_text(self, text: str, top: int = 1) -> dict:
         return self.predict([self.parse(text)], top=top)[0]
+
+
+def _csv_fields(text: str) -> list[str]:
+    """The values of one comma-separated line."""
+    try:
+        return next(csv.reader(io.StringIO(text)), [])
+    except csv.Error as exc:
+        raise PipelineError(f"expected one line of comma-separated values, got {text!r} "
+                            f"({exc})") from None
 
 
 def load_image(path_text: str, input_shape) -> np.ndarray:

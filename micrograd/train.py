@@ -3,19 +3,29 @@
     from micrograd.config.loader import load_config
     from micrograd.train import train
     result = train(load_config("configs/linear_regression.yaml"))
+    train(load_config("configs/linear_regression.yaml"), resume=result.run_dir)
 
 ``train`` builds data, model, loss and optimiser from a config, seeds
 everything, runs the epochs, validates, and writes a run folder: the resolved
 ``config.yaml``, ``metrics.csv`` (one row per epoch), ``checkpoint.npz`` (the
-latest epoch) and ``best.npz`` (the best validation figure). Progress goes to
-an optional ``reporter`` object, so the loop itself prints nothing.
+latest saved state) and ``best.npz`` (the best validation figure). Progress
+goes to an optional ``reporter`` object, so the loop itself prints nothing.
+
+Every checkpoint holds what resuming needs (weights, optimiser and scheduler
+state, the random generator, the data loader's place in its shuffled epochs,
+the best-so-far bookkeeping and the metrics history), so ``resume=`` continues
+a run exactly: N epochs straight and N/2 then resume give the same weights
+bit for bit. The first SIGINT or SIGTERM finishes the current step, saves, and
+raises :class:`TrainingInterrupted`; a NaN or infinite loss or gradient raises
+:class:`TrainingDiverged` and keeps the last good checkpoints.
 """
 from __future__ import annotations
 
 import csv
+import io
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
@@ -26,19 +36,53 @@ import micrograd.tensor as mt
 from micrograd import metrics as M
 from micrograd.build import (build_data, build_loss, build_model, build_optimizer,
                              build_scheduler, check_output)
-from micrograd.checkpoint import load_checkpoint, pack_state, save_checkpoint, unpack_state
-from micrograd.config.loader import dump_yaml, to_plain, validate
+from micrograd.checkpoint import CheckpointError, atomic_write_bytes, save_checkpoint
+from micrograd.config.loader import ConfigError, dump_yaml
 from micrograd.config.schema import Config
-from micrograd.data.pipeline import Pipeline, pipeline_from_state
+from micrograd.data.pipeline import Pipeline
+from micrograd.interrupts import deferred_signals
+from micrograd.resume import (LoopState, checkpoint_state, restore, restore_training,
+                              resume_checkpoint)
 
 LATEST = Path("runs") / "latest"
 #: Without train.checkpoint_every, checkpoint.npz is rewritten at most this often
-#: (and always after the last epoch).
+#: (and always after the last epoch, and on an interrupt).
 AUTOSAVE_SECONDS = 30.0
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss or a gradient became NaN or infinite."""
+    """The loss or a gradient became NaN or infinite.
+
+    ``epoch`` and ``step`` say where, ``parameter`` names the parameter whose
+    gradient went bad (None for the loss); once ``train`` has handled it,
+    ``run_dir`` is the run folder and ``kept`` maps each checkpoint file left
+    there to the epoch it holds.
+    """
+
+    def __init__(self, message: str, *, epoch: int, step: int, parameter: Optional[str] = None):
+        super().__init__(message)
+        self.epoch, self.step, self.parameter = epoch, step, parameter
+        self.run_dir: Optional[Path] = None
+        self.kept: dict[str, int] = {}
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by SIGINT or SIGTERM.
+
+    ``checkpoint`` resumes it (``train(config, resume=run_dir)``); it is None
+    when nothing had been saved yet. ``saved`` says whether the state at the
+    moment of the interrupt was written (False after a second signal, which
+    stops at once: then ``checkpoint`` is the last regular save, if any).
+    """
+
+    def __init__(self, message: str, *, run_dir: Path, checkpoint: Optional[Path], epoch: int,
+                 step: int, signal_name: str, saved: bool):
+        super().__init__(message)
+        self.run_dir, self.checkpoint, self.epoch, self.step = run_dir, checkpoint, epoch, step
+        self.signal_name, self.saved = signal_name, saved
+
+    def __str__(self):
+        return self.args[0]
 
 
 @dataclass
@@ -144,59 +188,6 @@ def full_report(model, x, y, config: Config, pipeline: Pipeline) -> dict:
     return M.regression_report(true, pred)
 
 
-# ------------------------------------------------------------- checkpoints
-
-
-def checkpoint_state(run: Run, epoch: int, step: int, history: list[dict]) -> tuple[dict, dict]:
-    arrays = {f"model/{k}": v for k, v in run.model.state_dict().items()}
-    pipe_meta, pipe_arrays = run.pipeline.state()
-    arrays.update({f"pipeline/{k}": v for k, v in pipe_arrays.items()})
-    optim_state = pack_state(run.optimizer.state_dict(), arrays, "state/")
-    meta = {
-        "config": to_plain(run.config),
-        "pipeline": pipe_meta,
-        "epoch": epoch,
-        "step": step,
-        "rng_state": pack_state(mt.get_rng_state(), arrays, "state/"),
-        "optimizer": optim_state,
-        "scheduler": pack_state(run.scheduler.state_dict(), arrays, "state/")
-        if run.scheduler is not None else None,
-        "history": history,
-    }
-    return meta, arrays
-
-
-@dataclass
-class Restored:
-    config: Config
-    pipeline: Pipeline
-    model: Any
-    rows: list
-    meta: dict = field(default_factory=dict)
-    arrays: dict = field(default_factory=dict)
-
-
-def restore(path) -> Restored:
-    """Model, config and preprocessing from a checkpoint file alone."""
-    from micrograd.checkpoint import CheckpointError
-
-    meta, arrays = load_checkpoint(path)
-    try:
-        config = validate(meta["config"], source=f"{path} (stored config)")
-        pipe_arrays = {k[len("pipeline/"):]: v for k, v in arrays.items()
-                       if k.startswith("pipeline/")}
-        pipeline = pipeline_from_state(meta["pipeline"], pipe_arrays)
-        model, rows = build_model(config, pipeline.input_shape)
-        weights = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
-        model.load_state_dict(weights)
-    except CheckpointError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: does not describe a usable model ({exc})") from None
-    model.eval()
-    return Restored(config, pipeline, model, rows, meta, arrays)
-
-
 # ------------------------------------------------------------- the loop
 
 
@@ -205,11 +196,16 @@ class Reporter:
 
     def start(self, run: Run, run_dir: Path, epochs: int, batches: int): ...
 
+    def resumed(self, checkpoint: Path, epoch: int, batch: int, step: int): ...
+
     def batch(self, epoch: int, done: int, batches: int, loss: float, samples_per_s: float): ...
 
     def epoch(self, row: dict): ...
 
     def finish(self, result: TrainResult): ...
+
+    def close(self):
+        """Training stopped early by an exception: release the display."""
 
 
 def _new_run_dir(config: Config, name: str) -> Path:
@@ -234,115 +230,218 @@ def _check_finite(loss: float, model, epoch: int, step: int):
     if not math.isfinite(loss):
         raise TrainingDiverged(
             f"training diverged at epoch {epoch}, step {step}: the loss is {loss}. "
-            f"Lower the learning rate or enable gradient clipping (train.clip_grad_norm)."
-        )
+            f"Lower the learning rate or enable gradient clipping (train.clip_grad_norm).",
+            epoch=epoch, step=step)
     for name, p in model.named_parameters():
         if p.grad is not None and not np.all(np.isfinite(p.grad.data)):
             raise TrainingDiverged(
                 f"training diverged at epoch {epoch}, step {step}: the gradient of parameter "
                 f"'{name}' holds NaN or infinite values. Lower the learning rate or enable "
-                f"gradient clipping (train.clip_grad_norm)."
-            )
+                f"gradient clipping (train.clip_grad_norm).",
+                epoch=epoch, step=step, parameter=name)
 
 
 def train(config: Config, *, name: str = "run", reporter: Optional[Reporter] = None,
-          run_dir=None) -> TrainResult:
-    """Train the model a config describes; returns the run folder, history and test metrics."""
+          run_dir=None, resume=None) -> TrainResult:
+    """Train the model a config describes; returns the run folder, history and test metrics.
+
+    ``resume``: a run folder or checkpoint to continue from; training then goes
+    on from the saved epoch (mid-epoch after an interrupt) in that checkpoint's
+    folder, and ``run_dir`` is ignored. Raises :class:`TrainingInterrupted` on
+    SIGINT/SIGTERM (after saving) and :class:`TrainingDiverged` on NaN/inf.
+    """
     reporter = reporter or Reporter()
     run = prepare(config)
     cfg = config.train
-    splits = run.splits
+    loader = mt.DataLoader(mt.TensorDataset(run.splits.x_train, run.splits.y_train),
+                           batch_size=cfg.batch_size, shuffle=cfg.shuffle, seed=cfg.seed)
+    state, kept = LoopState(), {}
+    if resume is not None:
+        checkpoint = resume_checkpoint(resume)
+        state = restore_training(run, loader, checkpoint)
+        if state.stopped_early or state.epoch >= cfg.epochs:
+            why = ("stopped early" if state.stopped_early
+                   else f"trained all {state.epoch} epochs")
+            raise ConfigError(f"nothing to resume: {checkpoint} {why}; to train on, raise "
+                              f"train.epochs (--set train.epochs=N) and resume again")
+        run_dir = checkpoint.parent
+        kept = {checkpoint.name: state.epoch}
+        if (run_dir / "best.npz").is_file() and state.best_row:
+            kept.setdefault("best.npz", state.best_row["epoch"])
     run_dir = Path(run_dir) if run_dir else _new_run_dir(config, name)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(dump_yaml(config), encoding="utf-8")
-
-    loader = mt.DataLoader(mt.TensorDataset(splits.x_train, splits.y_train),
-                           batch_size=cfg.batch_size, shuffle=cfg.shuffle, seed=cfg.seed)
-    has_val = len(splits.y_val) > 0
-    history, best_value, best_row, since_best, step = [], None, {}, 0, 0
-    stopped_early, pending_best, last_save = False, None, time.perf_counter()
-    metrics_log = MetricsLog(run_dir / "metrics.csv", _metric_columns(run.pipeline, has_val))
+    atomic_write_bytes(run_dir / "config.yaml", dump_yaml(config).encode("utf-8"))
+    has_val = len(run.splits.y_val) > 0
+    metrics_log = MetricsLog(run_dir / "metrics.csv", _metric_columns(run.pipeline, has_val),
+                             state.history)
+    loop = _Loop(run, loader, run_dir, reporter, state, metrics_log, kept)
     reporter.start(run, run_dir, cfg.epochs, len(loader))
-
-    for epoch in range(1, cfg.epochs + 1):
-        run.model.train()
-        start, total, seen = time.perf_counter(), 0.0, 0
-        for i, (xb, yb) in enumerate(loader):
-            run.optimizer.zero_grad()
-            loss = run.loss_fn(run.model(xb), yb)
-            loss.backward()
-            step += 1
-            value = loss.item()
-            _check_finite(value, run.model, epoch, step)
-            if cfg.clip_grad_norm:
-                mt.clip_grad_norm_(run.model.parameters(), cfg.clip_grad_norm)
-            if cfg.clip_grad_value:
-                mt.clip_grad_value_(run.model.parameters(), cfg.clip_grad_value)
-            run.optimizer.step()
-            total += value * len(yb)
-            seen += len(yb)
-            elapsed = time.perf_counter() - start
-            reporter.batch(epoch, i + 1, len(loader), total / seen, seen / max(elapsed, 1e-9))
-
-        row = {"epoch": epoch, "train_loss": total / max(seen, 1)}
-        validate_now = has_val and (epoch % cfg.val_every == 0 or epoch == cfg.epochs)
-        if validate_now:
-            val = evaluate(run, splits.x_val, splits.y_val, config, run.pipeline, run.loss_fn)
-            row["val_loss"] = val.pop("loss")
-            for k, v in val.items():
-                row[f"val_{k}"] = v
-        row["lr"] = run.optimizer.param_groups[0]["lr"]
-        row["seconds"] = round(time.perf_counter() - start, 3)
-        history.append(row)
-
-        if run.scheduler is not None:
-            if config.scheduler.type == "plateau":
-                if "val_loss" in row:
-                    run.scheduler.step(row["val_loss"])
-            else:
-                run.scheduler.step()
-
-        metrics_log.write(row)
-
-        key = "val_loss" if cfg.monitor == "loss" else f"val_{cfg.monitor}"
-        current = row.get(key, row["train_loss"] if cfg.monitor == "loss" and not has_val else None)
-        meta_arrays = None
-        if current is not None:
-            if _improved(cfg.monitor, current, best_value):
-                best_value, best_row, since_best = current, row, 0
-                meta_arrays = checkpoint_state(run, epoch, step, history)
-                pending_best = meta_arrays
-            else:
-                since_best += 1
-        stop = bool(cfg.early_stopping_patience and since_best >= cfg.early_stopping_patience)
-        # Saving costs two fsyncs; a tiny model trains 1,000 epochs in less time
-        # than that, so save on a clock (or every N epochs) and always at the end.
-        due = (epoch % cfg.checkpoint_every == 0 if cfg.checkpoint_every
-               else time.perf_counter() - last_save >= AUTOSAVE_SECONDS)
-        if due or stop or epoch == cfg.epochs:
-            meta_arrays = meta_arrays or checkpoint_state(run, epoch, step, history)
-            save_checkpoint(run_dir / "checkpoint.npz", *meta_arrays)
-            if pending_best is not None:
-                save_checkpoint(run_dir / "best.npz", *pending_best)
-                pending_best = None
-            last_save = time.perf_counter()
-        reporter.epoch(row)
-        if stop:
-            stopped_early = True
-            break
-
+    if resume is not None:
+        reporter.resumed(checkpoint, state.epoch, state.batch, state.step)
+    try:
+        loop.execute()
+    except BaseException:
+        reporter.close()
+        raise
     if not (run_dir / "best.npz").exists():
-        save_checkpoint(run_dir / "best.npz", *checkpoint_state(run, epoch, step, history))
+        loop.save(best=checkpoint_state(run, state, loader), checkpoint=None)
 
     test_metrics = {}
-    if len(splits.y_test):
+    if len(run.splits.y_test):
         best = restore(run_dir / "best.npz")
-        test_metrics = full_report(best.model, splits.x_test, splits.y_test, config,
+        test_metrics = full_report(best.model, run.splits.x_test, run.splits.y_test, config,
                                    run.pipeline)
     record_latest(run_dir)
-    result = TrainResult(run_dir, history, best_row, test_metrics, stopped_early)
+    result = TrainResult(run_dir, state.history, state.best_row, test_metrics,
+                         state.stopped_early)
     reporter.finish(result)
     return result
+
+
+class _Loop:
+    """The epochs of one ``train`` call, with its saving, interrupt and divergence handling."""
+
+    def __init__(self, run, loader, run_dir, reporter, state, metrics_log, kept):
+        self.run, self.loader, self.run_dir, self.reporter = run, loader, run_dir, reporter
+        self.state, self.metrics_log = state, metrics_log
+        self.kept = kept               # checkpoint file name -> epoch it holds
+        self.pending_best = None       # best state not yet written (see save)
+        self.last_save = time.perf_counter()
+
+    def save(self, checkpoint, best=None):
+        """Write best.npz (when given or pending) then checkpoint.npz; best goes first so
+        that checkpoint.npz never refers to a best state that is not on disk."""
+        best = best or self.pending_best
+        if best is not None:
+            save_checkpoint(self.run_dir / "best.npz", *best)
+            self.kept["best.npz"] = best[0]["epoch"]
+            self.pending_best = None
+        if checkpoint is not None:
+            save_checkpoint(self.run_dir / "checkpoint.npz", *checkpoint)
+            self.kept["checkpoint.npz"] = checkpoint[0]["epoch"]
+        self.last_save = time.perf_counter()
+
+    def execute(self):
+        try:
+            with deferred_signals() as caught:
+                self._epochs(caught)
+        except TrainingDiverged as exc:
+            if self.pending_best is not None:  # a state that validated well: keep it
+                try:
+                    self.save(checkpoint=None)
+                except CheckpointError:
+                    pass
+            exc.run_dir, exc.kept = self.run_dir, dict(self.kept)
+            raise
+        except KeyboardInterrupt as exc:
+            if isinstance(exc, TrainingInterrupted):
+                raise
+            # A second signal: stop at once, with whatever was saved before.
+            path = self.run_dir / "checkpoint.npz"
+            where = (f"{path} holds epoch {self.kept[path.name]}" if path.name in self.kept
+                     else "no checkpoint was saved")
+            raise TrainingInterrupted(
+                f"stopped at once by a second interrupt at {self._where()}; {where}",
+                run_dir=self.run_dir,
+                checkpoint=path if path.name in self.kept else None,
+                epoch=self.state.epoch, step=self.state.step, signal_name="", saved=False,
+            ) from None
+
+    def _interrupt(self, caught, saved=False):
+        """Save the state as it is now (unless just saved) and stop."""
+        s = self.state
+        if not saved:
+            self.save(checkpoint_state(self.run, s, self.loader))
+        raise TrainingInterrupted(
+            f"interrupted by {caught.name} at {self._where()}; saved "
+            f"{self.run_dir / 'checkpoint.npz'}", run_dir=self.run_dir,
+            checkpoint=self.run_dir / "checkpoint.npz", epoch=s.epoch, step=s.step,
+            signal_name=caught.name, saved=True)
+
+    def _where(self) -> str:
+        s = self.state
+        if s.batch:
+            return f"epoch {s.epoch + 1}, batch {s.batch} of {len(self.loader)} (step {s.step})"
+        return f"the end of epoch {s.epoch} (step {s.step})"
+
+    def _epochs(self, caught):
+        run, loader, s, reporter = self.run, self.loader, self.state, self.reporter
+        config, cfg, splits = run.config, run.config.train, run.splits
+        has_val = len(splits.y_val) > 0
+        for epoch in range(s.epoch + 1, cfg.epochs + 1):
+            run.model.train()
+            start, seen_here = time.perf_counter(), 0
+            if s.batch == 0:
+                s.epoch_loss, s.epoch_seen = 0.0, 0
+            for i, (xb, yb) in enumerate(loader, start=s.batch):
+                run.optimizer.zero_grad()
+                loss = run.loss_fn(run.model(xb), yb)
+                loss.backward()
+                s.step += 1
+                value = loss.item()
+                _check_finite(value, run.model, epoch, s.step)
+                if cfg.clip_grad_norm:
+                    mt.clip_grad_norm_(run.model.parameters(), cfg.clip_grad_norm)
+                if cfg.clip_grad_value:
+                    mt.clip_grad_value_(run.model.parameters(), cfg.clip_grad_value)
+                run.optimizer.step()
+                s.batch = i + 1
+                s.epoch_loss += value * len(yb)
+                s.epoch_seen += len(yb)
+                seen_here += len(yb)
+                elapsed = time.perf_counter() - start
+                reporter.batch(epoch, i + 1, len(loader), s.epoch_loss / s.epoch_seen,
+                               seen_here / max(elapsed, 1e-9))
+                # After the last batch the loader has moved to the next epoch: let
+                # this one finish, and stop at its end instead.
+                if caught and s.batch < len(loader):
+                    self._interrupt(caught)
+
+            row = {"epoch": epoch, "train_loss": s.epoch_loss / max(s.epoch_seen, 1)}
+            if has_val and (epoch % cfg.val_every == 0 or epoch == cfg.epochs):
+                val = evaluate(run, splits.x_val, splits.y_val, config, run.pipeline,
+                               run.loss_fn)
+                row["val_loss"] = val.pop("loss")
+                for k, v in val.items():
+                    row[f"val_{k}"] = v
+            row["lr"] = run.optimizer.param_groups[0]["lr"]
+            row["seconds"] = round(time.perf_counter() - start, 3)
+            s.history.append(row)
+            s.epoch, s.batch, s.epoch_loss, s.epoch_seen = epoch, 0, 0.0, 0
+
+            if run.scheduler is not None:
+                if config.scheduler.type == "plateau":
+                    if "val_loss" in row:
+                        run.scheduler.step(row["val_loss"])
+                else:
+                    run.scheduler.step()
+
+            self.metrics_log.write(row)
+
+            key = "val_loss" if cfg.monitor == "loss" else f"val_{cfg.monitor}"
+            current = row.get(key, row["train_loss"] if cfg.monitor == "loss" and not has_val
+                              else None)
+            snapshot = None
+            if current is not None:
+                if _improved(cfg.monitor, current, s.best_value):
+                    s.best_value, s.best_row, s.since_best = current, row, 0
+                    snapshot = self.pending_best = checkpoint_state(run, s, loader)
+                else:
+                    s.since_best += 1
+            s.stopped_early = bool(cfg.early_stopping_patience
+                                   and s.since_best >= cfg.early_stopping_patience)
+            last = s.stopped_early or epoch == cfg.epochs
+            # Saving costs two fsyncs; a tiny model trains 1,000 epochs in less time
+            # than that, so save on a clock (or every N epochs) and always at the end.
+            due = (epoch % cfg.checkpoint_every == 0 if cfg.checkpoint_every
+                   else time.perf_counter() - self.last_save >= AUTOSAVE_SECONDS)
+            if due or last or caught:
+                self.save(snapshot or checkpoint_state(run, s, loader))
+            reporter.epoch(row)
+            if last:
+                break
+            if caught:
+                self._interrupt(caught, saved=True)
 
 
 def _metric_columns(pipeline: Pipeline, has_val: bool) -> list[str]:
@@ -355,17 +454,27 @@ def _metric_columns(pipeline: Pipeline, has_val: bool) -> list[str]:
 
 
 class MetricsLog:
-    """metrics.csv, one row appended per epoch (empty cells where validation was skipped)."""
+    """metrics.csv, one row appended per epoch (empty cells where validation was skipped).
 
-    def __init__(self, path: Path, columns: list[str], append: bool = False):
+    It starts as the header and the rows of ``history`` (a resumed run's epochs so
+    far, from its checkpoint: rows the killed run wrote after that are dropped).
+    """
+
+    def __init__(self, path: Path, columns: list[str], history=()):
         self.path, self.columns = path, columns
-        if not append:
-            with open(path, "w", newline="", encoding="utf-8") as fh:
-                csv.writer(fh).writerow(columns)
+        buf = io.StringIO(newline="")
+        writer = csv.writer(buf)
+        writer.writerow(columns)
+        for row in history:
+            writer.writerow(self._cells(row))
+        atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
+
+    def _cells(self, row: dict) -> list:
+        return [_cell(row.get(c, "")) for c in self.columns]
 
     def write(self, row: dict):
         with open(self.path, "a", newline="", encoding="utf-8") as fh:
-            csv.writer(fh).writerow([_cell(row.get(c, "")) for c in self.columns])
+            csv.writer(fh).writerow(self._cells(row))
 
 
 def _cell(v):
