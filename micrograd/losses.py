@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from micrograd.engine.functions import CrossEntropy
 from micrograd.engine.ops import stack
 from micrograd.engine.tensor import Tensor
 
@@ -200,19 +201,17 @@ def _class_cross_entropy(input, target, weight, ignore_index, reduction):
         bad = kept[(kept < 0) | (kept >= n_classes)][0]
         raise IndexError(f"CrossEntropyLoss: target {bad} is out of bounds for {n_classes} classes")
 
-    # A one-hot mask (zero on ignored samples) picks -log p[target] out of
-    # log_softmax with one multiply and one sum, in any number of dims.
-    class_axis = np.arange(n_classes).reshape((1, n_classes) + (1,) * (input.ndim - 2))
-    mask = (np.expand_dims(target, 1) == class_axis) & np.expand_dims(keep, 1)
-    mask = mask.astype(input.dtype)
+    # One fused node (log_softmax, pick, weight, reduce); the weights it takes
+    # are per sample: the target's class weight, 0 where the target is ignored.
+    sample_weight = None
     if weight is not None:
         w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
-        mask = mask * w.astype(input.dtype).reshape(class_axis.shape)
-    loss = -(input.log_softmax(dim=1) * Tensor._wrap(mask)).sum(dim=1)
-    if reduction == "mean":
-        # As PyTorch: the weighted mean over the samples not ignored.
-        return loss.sum() / Tensor._wrap(np.asarray(mask.sum(), dtype=input.dtype))
-    return _reduce(loss, reduction)
+        sample_weight = w.astype(input.dtype)[np.where(keep, target, 0)] * keep
+    elif kept.size != target.size:
+        sample_weight = keep.astype(input.dtype)
+    if kept.size != target.size:
+        target = np.where(keep, target, 0)
+    return CrossEntropy.apply(input, target=target, weight=sample_weight, reduction=reduction)
 
 
 def _soft_cross_entropy(input, target, weight, reduction):

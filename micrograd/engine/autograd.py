@@ -13,11 +13,20 @@ import threading
 
 import numpy as np
 
-_state = threading.local()
+class _GradMode(threading.local):
+    enabled = True  # per thread, as in PyTorch; the class default is each thread's start
+
+
+_state = _GradMode()
+
+# Tensor._wrap, filled in by tensor.py when Tensor is defined: tensor.py imports
+# this module, so this module cannot import it back, and an import inside
+# Function.apply would cost half a microsecond on every op.
+_wrap = None
 
 
 def is_grad_enabled() -> bool:
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 def set_grad_enabled(mode: bool) -> None:
@@ -71,18 +80,21 @@ class Function:
 
     def __init__(self, parents):
         self.parents = parents
-        self.needs_input_grad = tuple(p.requires_grad for p in parents)
+        # All False under no_grad: apply then records no graph, and forwards
+        # that look at it (conv2d) skip what only backward would need.
+        if _state.enabled:
+            self.needs_input_grad = tuple([p.requires_grad for p in parents])
+        else:
+            self.needs_input_grad = (False,) * len(parents)
         self.freed = False
 
     @classmethod
     def apply(cls, *tensors, **kwargs):
-        from .tensor import Tensor
-
         ctx = cls(tensors)
-        out = ctx.forward(*[t.data for t in tensors], **kwargs)
-        if is_grad_enabled() and any(ctx.needs_input_grad):
-            return Tensor._wrap(out, True, ctx)
-        return Tensor._wrap(out, False, None)
+        out = ctx.forward(*[t._data for t in tensors], **kwargs)
+        if True in ctx.needs_input_grad:
+            return _wrap(out, True, ctx)
+        return _wrap(out, False, None)
 
     def forward(self, *arrays, **kwargs):  # pragma: no cover - abstract
         raise NotImplementedError

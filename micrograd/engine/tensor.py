@@ -9,6 +9,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from . import autograd as _autograd
 from . import functions as F
 from .autograd import backward as _backward
 from .autograd import is_grad_enabled
@@ -60,7 +61,9 @@ class Tensor:
     def _wrap(cls, array, requires_grad=False, ctx=None):
         """Wrap an ndarray that an op produced, keeping its dtype (no copy)."""
         t = object.__new__(Tensor)
-        t.data = array if isinstance(array, np.ndarray) else np.asarray(array)
+        # _data directly: this runs for every op's output, and the property's
+        # checks are for user assignments.
+        t._data = array if isinstance(array, np.ndarray) else np.asarray(array)
         t.requires_grad = requires_grad
         t.grad = None
         t._ctx = ctx
@@ -479,6 +482,9 @@ class Tensor:
 
     def bool(self):
         return Tensor._wrap(self._data.astype(bool))
+
+
+_autograd._wrap = Tensor._wrap  # see autograd._wrap
 
 
 # ------------------------------------------------------------------ helpers

@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 
 from micrograd.engine import conv as _conv
+from micrograd.engine import functions as _functions
 from micrograd.engine.batchnorm import BatchNorm as _BatchNorm
 from micrograd.engine.random import default_generator
 from micrograd.engine.tensor import DEFAULT_DTYPE, Tensor
@@ -46,9 +47,8 @@ def _batched(x, fn):
 
 def linear(input, weight, bias=None):
     """y = x W^T + b, with x (..., in), W (out, in), b (out,)."""
-    x = _tensor(input)
-    out = x @ weight.T
-    return out + bias if bias is not None else out
+    params = (_tensor(weight),) if bias is None else (_tensor(weight), _tensor(bias))
+    return _functions.Linear.apply(_tensor(input), *params)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0):

@@ -37,6 +37,7 @@ class Optimizer:
         self._validate(defaults)
         self.defaults = dict(defaults)
         self.state: dict = {}
+        self._scratch: dict = {}  # dtype -> flat array, see _workspace
         self.param_groups: list[dict] = []
         if isinstance(params, Tensor):
             raise TypeError(
@@ -59,6 +60,19 @@ class Optimizer:
     def _update(self, param: np.ndarray, grad: np.ndarray, state: dict, group: dict) -> None:
         """Update ``param`` in place from ``grad`` (never modify ``grad``)."""
         raise NotImplementedError
+
+    def _workspace(self, param: np.ndarray, count: int) -> list[np.ndarray]:
+        """``count`` scratch arrays shaped like ``param``, for updates written in place.
+
+        Views of one flat buffer per dtype, grown to the largest parameter and
+        reused by every parameter and step: an update then allocates nothing.
+        Their contents are garbage on entry and are not state (never saved).
+        """
+        size = param.size
+        flat = self._scratch.get(param.dtype)
+        if flat is None or flat.size < count * size:
+            flat = self._scratch[param.dtype] = np.empty(count * size, dtype=param.dtype)
+        return [flat[i * size:(i + 1) * size].reshape(param.shape) for i in range(count)]
 
     # ----------------------------------------------------------- bookkeeping
 

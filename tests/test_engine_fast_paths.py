@@ -1,0 +1,165 @@
+"""The engine's fast paths give the same numbers as the plain ones.
+
+Conv2d builds its im2col matrix in pieces when nothing is kept for backward,
+and transposed for one input channel; outputs are channels-last views; Adam
+updates in place; cross entropy is one fused node. Each of these is checked
+against a reference here (PyTorch where installed), and a float32 training
+step is checked to stay float32 throughout. Speed itself lives in bench/.
+"""
+import numpy as np
+import pytest
+
+import micrograd.nn as mn
+import micrograd.tensor as mt
+from micrograd.engine import autograd, conv
+from micrograd.engine.autograd import no_grad
+from micrograd.engine.tensor import Tensor
+
+
+def rand(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def seed_cnn():
+    return mn.Sequential([
+        mn.Conv2d(1, 32, 3), mn.ReLU(), mn.AvgPool2d(2),
+        mn.Conv2d(32, 64, 3), mn.ReLU(), mn.AvgPool2d(2),
+        mn.Flatten(), mn.Linear(64 * 5 * 5, 10),
+    ])
+
+
+@pytest.mark.parametrize("in_channels, kwargs", [
+    (1, dict(kernel_size=3)),                       # transposed im2col (one channel)
+    (1, dict(kernel_size=3, stride=2, padding=1)),  # one channel, strided: row-major
+    (3, dict(kernel_size=3, padding=1)),
+    (3, dict(kernel_size=(2, 3), stride=(2, 1), bias=False)),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_forward_in_pieces_under_no_grad_matches_the_recorded_forward(
+        in_channels, kwargs, dtype, monkeypatch):
+    # Pieces of 4 KiB: a few samples each, so the 10 samples take several.
+    monkeypatch.setattr(conv, "_COLS_CHUNK_BYTES", 4096)
+    layer = mn.Conv2d(in_channels, 8, **kwargs).to(dtype)
+    x = Tensor(rand(10, in_channels, 9, 9), dtype=dtype)
+    recorded = layer(x)
+    assert recorded.requires_grad
+    with no_grad():
+        pieces = layer(x)
+    np.testing.assert_allclose(pieces.data, recorded.data, rtol=1e-5, atol=1e-5)
+    assert pieces.dtype == dtype and pieces._ctx is None and not pieces.requires_grad
+
+
+def test_seed_cnn_matches_torch_forward_and_gradients():
+    torch = pytest.importorskip("torch")
+    tnn = torch.nn
+    theirs = tnn.Sequential(
+        tnn.Conv2d(1, 32, 3), tnn.ReLU(), tnn.AvgPool2d(2),
+        tnn.Conv2d(32, 64, 3), tnn.ReLU(), tnn.AvgPool2d(2),
+        tnn.Flatten(), tnn.Linear(64 * 5 * 5, 10)).double()
+    mine = seed_cnn().double()
+    mine.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    x = rand(6, 1, 28, 28)
+    labels = np.array([0, 3, 9, 3, 1, 7])
+    xt = torch.tensor(x, requires_grad=True)
+    xm = Tensor(x, requires_grad=True, dtype=np.float64)
+    loss_t = tnn.CrossEntropyLoss()(theirs(xt), torch.from_numpy(labels))
+    loss_m = mt.CrossEntropyLoss()(mine(xm), labels)
+    loss_t.backward()
+    loss_m.backward()
+    np.testing.assert_allclose(loss_m.item(), loss_t.item(), rtol=1e-10)
+    np.testing.assert_allclose(xm.grad.data, xt.grad.numpy(), rtol=1e-6, atol=1e-12)
+    for (name, p), q in zip(mine.named_parameters(), theirs.parameters()):
+        np.testing.assert_allclose(p.grad.data, q.grad.numpy(), rtol=1e-6, atol=1e-12,
+                                   err_msg=name)
+
+
+def test_conv_outputs_are_channels_last_views_and_relu_keeps_the_layout():
+    x = Tensor(rand(2, 3, 8, 8))
+    y = mn.Conv2d(3, 4, 3)(x)
+    assert y.shape == (2, 4, 6, 6)
+    assert y.data.transpose(0, 2, 3, 1).flags.c_contiguous
+    assert y.relu().data.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+def test_max_pool_gives_tied_maxima_to_the_first_like_torch():
+    torch = pytest.importorskip("torch")
+    # Small integers: most windows hold ties.
+    x = np.random.default_rng(0).integers(0, 3, (2, 3, 7, 6)).astype(np.float64)
+    for kwargs in [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
+                   dict(kernel_size=(2, 3), stride=(1, 2))]:
+        xt = torch.tensor(x, requires_grad=True)
+        xm = Tensor(x, requires_grad=True, dtype=np.float64)
+        proj = rand(*torch.nn.MaxPool2d(**kwargs)(xt).shape, seed=1)
+        (torch.nn.MaxPool2d(**kwargs)(xt) * torch.from_numpy(proj)).sum().backward()
+        (mn.MaxPool2d(**kwargs)(xm) * Tensor(proj, dtype=np.float64)).sum().backward()
+        # Equal up to the order in which overlapping windows add their shares.
+        np.testing.assert_allclose(xm.grad.data, xt.grad.numpy(), rtol=1e-12, atol=1e-15,
+                                   err_msg=str(kwargs))
+
+
+def test_relu_propagates_nan_like_torch():
+    out = mn.ReLU()(Tensor([np.nan, -1.0, 2.0], dtype=np.float64))
+    assert np.isnan(out.data[0]) and out.data[1:].tolist() == [0.0, 2.0]
+
+
+@pytest.mark.parametrize("amsgrad, weight_decay", [(False, 0.0), (True, 0.1)])
+def test_adam_in_place_update_matches_torch_over_steps(amsgrad, weight_decay):
+    torch = pytest.importorskip("torch")
+    w0 = rand(5, 3)
+    pm = mn.Parameter(w0.copy())
+    pt = torch.tensor(w0.copy(), requires_grad=True)
+    small = mn.Parameter(rand(2, seed=5))  # a second, smaller parameter shares the scratch
+    opt_m = mt.Adam([pm, small], lr=0.01, amsgrad=amsgrad, weight_decay=weight_decay)
+    opt_t = torch.optim.Adam([pt], lr=0.01, amsgrad=amsgrad, weight_decay=weight_decay)
+    for step in range(5):
+        g = rand(5, 3, seed=step + 1)
+        pm.grad = Tensor(g, dtype=np.float64)
+        small.grad = Tensor(rand(2, seed=10 + step), dtype=np.float64)
+        pt.grad = torch.from_numpy(g.copy())
+        opt_m.step()
+        opt_t.step()
+    np.testing.assert_allclose(pm.data, pt.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_float32_training_step_stays_float32(monkeypatch):
+    """Every forward output and every gradient handed backward is float32."""
+    seen = []
+    apply = autograd.Function.apply.__func__
+
+    def recording_apply(cls, *tensors, **kwargs):
+        out = apply(cls, *tensors, **kwargs)
+        seen.append((f"{cls.__name__} forward", out.dtype))
+        if out._ctx is not None:
+            original = out._ctx.backward
+
+            def recording_backward(g, _name=cls.__name__, _original=original):
+                grads = _original(g)
+                seen.extend((f"{_name} backward", np.asarray(x).dtype)
+                            for x in grads if x is not None)
+                return grads
+
+            out._ctx.backward = recording_backward
+        return out
+
+    monkeypatch.setattr(autograd.Function, "apply", classmethod(recording_apply))
+    mt.manual_seed(0)
+    model = seed_cnn()
+    optimizer = mt.Adam(model.parameters())
+    x = Tensor(rand(4, 1, 28, 28))
+    loss = mt.CrossEntropyLoss()(model(x), np.array([1, 2, 3, 4]))
+    loss.backward()
+    optimizer.step()
+    floats = [(what, dtype) for what, dtype in seen if np.issubdtype(dtype, np.floating)]
+    assert floats and all(dtype == np.float32 for _, dtype in floats), \
+        [f for f in floats if f[1] != np.float32]
+    assert all(p.dtype == np.float32 and p.grad.dtype == np.float32
+               for p in model.parameters())
+    assert all(v.dtype == np.float32 for s in optimizer.state.values()
+               for v in s.values() if isinstance(v, np.ndarray))
+
+
+def test_evaluation_under_no_grad_records_nothing():
+    model = seed_cnn()
+    with no_grad():
+        out = model(Tensor(rand(3, 1, 28, 28)))
+    assert out._ctx is None and not out.requires_grad
