@@ -337,3 +337,22 @@ def test_text_cycle_predicts_a_sentence(tmp_path):
     (tmp_path / "broken.txt").write_text("fine\t1\nno label here\n")
     result = run(["eval", "--data", "broken.txt"], tmp_path)
     assert result.exit_code == 2 and "line 2" in result.output
+
+
+def test_predict_reads_png_images_when_pillow_is_installed(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    (tmp_path / "digits").mkdir()
+    make_idx_folder(tmp_path / "digits")
+    cfg = json.loads(json.dumps(CNN))
+    cfg["model"]["layers"] = [{"type": "flatten"}, {"type": "linear", "out_features": 10}]
+    cfg["train"] = {"epochs": 5, "batch_size": 16}
+    assert run(["train", str(write_config(tmp_path, cfg)), "-q"], tmp_path).exit_code == 0
+    image = np.zeros((28, 28), np.uint8)
+    image[4 + 16:10 + 16, 4:24] = 255  # class 2's mark
+    Image.fromarray(image).save(tmp_path / "two.png")
+    result = run(["predict", "--input", "two.png"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert result.output.split()[0] == "2"
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(tmp_path / "small.png")
+    result = run(["predict", "--input", "small.png"], tmp_path)
+    assert result.exit_code == 2 and "expects 28x28" in result.output
