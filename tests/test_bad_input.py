@@ -4,7 +4,6 @@ short message saying what was expected and a non-zero exit, never a traceback
 import copy
 import gzip
 import json
-import os
 import string
 from pathlib import Path
 
@@ -13,24 +12,13 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from micrograd.data.idx import write_idx
-from micrograd_cli.main import app
-from test_cli import CNN, LINEAR, make_idx_folder
+from test_cli import CNN, LINEAR, make_idx_folder, run
 
-runner = CliRunner()
 FUZZ = settings(max_examples=60, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-
-def run(args, cwd):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return runner.invoke(app, [str(a) for a in args])
-    finally:
-        os.chdir(old)
 
 
 def fails(result, code, *fragments):

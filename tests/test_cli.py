@@ -32,13 +32,14 @@ def write_config(folder: Path, data: dict, name="config.yaml") -> Path:
 
 
 def run(args, cwd: Path):
-    """Invoke the CLI with the working directory set (runs/ is created there)."""
+    """Invoke the CLI in-process with the working directory set (runs/ lands there).
+    The other CLI-driving test modules import this one."""
     import os
 
     old = os.getcwd()
     os.chdir(cwd)
     try:
-        return runner.invoke(app, args)
+        return runner.invoke(app, [str(a) for a in args])
     finally:
         os.chdir(old)
 

@@ -1,5 +1,4 @@
 """IDX image folders, synthetic data and splits, on small files made in tmp dirs."""
-import gzip
 import json
 
 import numpy as np

@@ -11,12 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from micrograd.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from micrograd.config.loader import ConfigError, validate
 from micrograd.train import Reporter, train
-from micrograd_cli.main import app
 
 BLOBS = {
     "data": {"type": "synthetic", "kind": "blobs", "n": 120,
@@ -241,16 +239,7 @@ def test_checkpoints_that_cannot_be_resumed(tmp_path, finished):
 
 # ------------------------------------------------------------------ the command line
 
-runner = CliRunner()
-
-
-def invoke(args, cwd):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return runner.invoke(app, args)
-    finally:
-        os.chdir(old)
+from test_cli import run as invoke  # noqa: E402
 
 
 def test_cli_resume_continues_the_same_run_folder(tmp_path):
