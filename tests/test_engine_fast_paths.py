@@ -2,7 +2,9 @@
 
 Conv2d builds its im2col matrix in pieces when nothing is kept for backward,
 and transposed for one input channel; outputs are channels-last views; Adam
-updates in place; cross entropy is one fused node. Each of these is checked
+updates in place, a chunk at a time for large parameters; cross entropy is one
+fused node; backward lets leaves keep fresh gradient arrays uncopied and ReLU
+mask its gradient in place when nothing else holds it. Each of these is checked
 against a reference here (PyTorch where installed), and a float32 training
 step is checked to stay float32 throughout. Speed itself lives in bench/.
 """
@@ -102,17 +104,18 @@ def test_relu_propagates_nan_like_torch():
     assert np.isnan(out.data[0]) and out.data[1:].tolist() == [0.0, 2.0]
 
 
+@pytest.mark.parametrize("shape", [(5, 3), (300, 301)])  # the second: Adam in chunks
 @pytest.mark.parametrize("amsgrad, weight_decay", [(False, 0.0), (True, 0.1)])
-def test_adam_in_place_update_matches_torch_over_steps(amsgrad, weight_decay):
+def test_adam_in_place_update_matches_torch_over_steps(amsgrad, weight_decay, shape):
     torch = pytest.importorskip("torch")
-    w0 = rand(5, 3)
+    w0 = rand(*shape)
     pm = mn.Parameter(w0.copy())
     pt = torch.tensor(w0.copy(), requires_grad=True)
     small = mn.Parameter(rand(2, seed=5))  # a second, smaller parameter shares the scratch
     opt_m = mt.Adam([pm, small], lr=0.01, amsgrad=amsgrad, weight_decay=weight_decay)
     opt_t = torch.optim.Adam([pt], lr=0.01, amsgrad=amsgrad, weight_decay=weight_decay)
     for step in range(5):
-        g = rand(5, 3, seed=step + 1)
+        g = rand(*shape, seed=step + 1)
         pm.grad = Tensor(g, dtype=np.float64)
         small.grad = Tensor(rand(2, seed=10 + step), dtype=np.float64)
         pt.grad = torch.from_numpy(g.copy())
@@ -163,3 +166,39 @@ def test_evaluation_under_no_grad_records_nothing():
     with no_grad():
         out = model(Tensor(rand(3, 1, 28, 28)))
     assert out._ctx is None and not out.requires_grad
+
+
+def test_leaves_keep_fresh_gradients_without_sharing_one_array():
+    # backward lets a leaf keep a fresh gradient array (Linear's weight and bias
+    # gradients) instead of copying it; it must never do so for an array that
+    # another leaf also receives (Add hands Linear's input gradient to a and b).
+    a = mt.tensor(rand(3, 4), requires_grad=True)
+    b = mt.tensor(rand(3, 4, seed=1), requires_grad=True)
+    layer = mn.Linear(4, 5)
+    layer(a + b).sum().backward()
+    assert not np.shares_memory(a.grad.data, b.grad.data)
+    a.grad.data[...] = 7.0
+    assert np.all(b.grad.data != 7.0)
+    expected_w = np.ones((5, 1)) @ (a.data + b.data).sum(axis=0, keepdims=True)
+    expected_x = np.ones((3, 1)) @ layer.weight.data.sum(axis=0, keepdims=True)
+    np.testing.assert_allclose(layer.weight.grad.data, expected_w)
+    np.testing.assert_allclose(layer.bias.grad.data, np.full(5, 3.0))
+    # A second backward adds into the kept arrays.
+    layer(a + b).sum().backward()
+    np.testing.assert_allclose(layer.weight.grad.data, 2 * expected_w)
+    np.testing.assert_allclose(layer.bias.grad.data, np.full(5, 6.0))
+    np.testing.assert_allclose(b.grad.data, 2 * expected_x)
+
+
+def test_relu_masks_an_owned_gradient_in_place_without_touching_retained_ones():
+    # Linear's backward makes a fresh gradient, which ReLU's backward then masks
+    # in place; the gradient retained on ReLU's output must stay unmasked.
+    x = mt.tensor(rand(4, 3), requires_grad=True)
+    layer = mn.Linear(3, 5)
+    h = x * 1.0
+    r = mn.ReLU()(h)
+    r.retain_grad()
+    layer(r).sum().backward()
+    unmasked = np.ones((4, 1)) @ layer.weight.data.sum(axis=0, keepdims=True)
+    np.testing.assert_allclose(r.grad.data, np.broadcast_to(unmasked, (4, 3)))
+    np.testing.assert_allclose(x.grad.data, unmasked * (h.data > 0))

@@ -97,6 +97,8 @@ def _im2col(windows, bias):
 class Conv2d(Function):
     """y[n, o] = sum_c x[n, c] (*) w[o, c] + b[o]; x (N, C, H, W), w (O, C, kh, kw)."""
 
+    fresh_grads = True
+
     def forward(self, x, w, b=None, stride=1, padding=0):
         sh, sw = _pair(stride)
         ph, pw = _pair(padding)
@@ -177,6 +179,7 @@ class _Pool2d(Function):
     """Shared set-up: the padded channels-last input and the kh*kw window slices."""
 
     pad_value = 0.0
+    fresh_grads = True
 
     def _setup(self, x, kernel_size, stride, padding):
         kh, kw = _pair(kernel_size)

@@ -111,6 +111,8 @@ class Linear(Function):
     directly in its (out, in) layout instead of as a transposed copy.
     """
 
+    fresh_grads = True
+
     def forward(self, x, w, b=None):
         self.x, self.w = x, w
         out = x @ w.T
@@ -206,11 +208,18 @@ class ReLU(Function):
     # (channels-last conv outputs stay channels-last) and is ~10x faster on
     # strided arrays. The mask is rebuilt from the output in backward, so
     # forward under no_grad does one pass and saves nothing.
+    fresh_grads = True
+
     def forward(self, a):
         self.out = np.maximum(a, 0)
         return self.out
 
     def backward(self, g):
+        if self.grad_is_owned:
+            # Masking in place: a third faster than into a new array on a conv
+            # layer's gradient (no new 5 MB buffer to write).
+            np.multiply(g, self.out > 0, out=g)
+            return (g,)
         return (g * (self.out > 0),)
 
 

@@ -189,9 +189,13 @@ class Tensor:
                 )
         _backward(self, g, retain_graph=retain_graph)
 
-    def _accumulate_grad(self, g):
+    def _accumulate_grad(self, g, owned=False):
         g = np.asarray(g)
         if self.grad is None:
+            if owned and g.dtype == self.dtype and g.shape == self.shape and g.flags.c_contiguous:
+                # A fresh array nobody else holds (autograd.backward checked): keep it.
+                self.grad = Tensor._wrap(g)
+                return
             # A copy: backward may hand out views of shared or read-only arrays.
             self.grad = Tensor._wrap(np.array(g, dtype=self.dtype).reshape(self.shape))
         else:

@@ -74,35 +74,74 @@ class Adam(Optimizer):
             else:
                 grad = grad + weight_decay * param
 
-        # Every step in place through two scratch arrays (no allocation), with
-        # torch.optim.Adam's formulas (equal up to rounding); scalings are
-        # multiplies, a third of the cost of a pass that divides:
-        #   m = beta1 m + (1 - beta1) g            v = beta2 v + (1 - beta2) g^2
-        #   param -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps)
-        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        tmp, denom = self._workspace(param, 2)
-        exp_avg *= beta1
-        np.multiply(grad, 1 - beta1, out=tmp)
-        exp_avg += tmp
-        exp_avg_sq *= beta2
-        np.multiply(grad, grad, out=tmp)
-        tmp *= 1 - beta2
-        exp_avg_sq += tmp
+        if group["amsgrad"] and "max_exp_avg_sq" not in state:
+            state["max_exp_avg_sq"] = np.zeros_like(param)
+        arrays = [param, grad, state["exp_avg"], state["exp_avg_sq"]]
         if group["amsgrad"]:
-            max_exp_avg_sq = state.setdefault("max_exp_avg_sq", np.zeros_like(param))
-            np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-            second_moment = max_exp_avg_sq
+            arrays.append(state["max_exp_avg_sq"])
+        coefficients = _Coefficients(lr, beta1, beta2, group["eps"], step)
+        if all(a.flags.c_contiguous for a in arrays) and param.size > _CHUNK:
+            # A chunk at a time: the 12 passes then run on data that stays in
+            # the core's cache, instead of fetching six parameter-sized arrays
+            # from further away 12 times (a 784x256 float32 weight is 800 kB).
+            flat = [a.reshape(-1) for a in arrays]  # views: all are contiguous
+            tmp, denom = self._workspace(flat[0][:_CHUNK], 2)
+            for start in range(0, param.size, _CHUNK):
+                chunk = [a[start:start + _CHUNK] for a in flat]
+                n = chunk[0].size
+                _adam_pass(*chunk[:4], chunk[4] if group["amsgrad"] else None,
+                           tmp[:n], denom[:n], coefficients)
         else:
-            second_moment = exp_avg_sq
+            tmp, denom = self._workspace(param, 2)
+            _adam_pass(*arrays[:4], arrays[4] if group["amsgrad"] else None, tmp, denom,
+                       coefficients)
 
-        bias_correction1 = 1 - beta1**step
-        bias_correction2 = 1 - beta2**step
-        np.sqrt(second_moment, out=denom)
-        denom *= 1 / math.sqrt(bias_correction2)
-        denom += group["eps"]
-        np.divide(exp_avg, denom, out=tmp)
-        tmp *= lr / bias_correction1
-        param -= tmp
+
+#: Elements of a parameter updated at a time. Measured on the MLP's 784x256
+#: weight (float32) in a training loop: 32k-128k elements all make Adam about
+#: 10% faster than whole arrays, 65536 (six arrays of 256 kB) a little the best;
+#: 8k and below lose to Python's per-call cost.
+_CHUNK = 65536
+
+
+class _Coefficients:
+    """The scalars of one Adam step."""
+
+    def __init__(self, lr, beta1, beta2, eps, step):
+        sqrt_bias_correction2 = math.sqrt(1 - beta2**step)
+        self.one_minus_beta1 = 1 - beta1
+        self.beta2 = beta2
+        self.sqrt_one_minus_beta2 = math.sqrt(1 - beta2)
+        self.eps = eps * sqrt_bias_correction2
+        self.step_size = lr * sqrt_bias_correction2 / (1 - beta1**step)
+
+
+def _adam_pass(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, tmp, denom, c):
+    """One Adam update in place, through the scratch arrays ``tmp`` and ``denom``.
+
+    torch.optim.Adam's update, equal up to rounding, rearranged to cost 12 passes
+    over the parameter instead of 13 (Adam is about a third of an MLP step):
+      m += (1 - beta1) (g - m)               (torch's lerp)
+      v = beta2 v + (sqrt(1 - beta2) g)^2
+      param -= (lr sqrt(bc2) / bc1) * m / (sqrt(v) + eps sqrt(bc2))
+    the last being lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps) with sqrt(bc2)
+    moved out of the denominator: a scalar, not a pass.
+    """
+    np.subtract(grad, exp_avg, out=tmp)
+    tmp *= c.one_minus_beta1
+    exp_avg += tmp
+    np.multiply(grad, c.sqrt_one_minus_beta2, out=tmp)
+    np.square(tmp, out=tmp)
+    exp_avg_sq *= c.beta2
+    exp_avg_sq += tmp
+    if max_exp_avg_sq is not None:
+        np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+        exp_avg_sq = max_exp_avg_sq
+    np.sqrt(exp_avg_sq, out=denom)
+    denom += c.eps
+    np.divide(exp_avg, denom, out=tmp)
+    tmp *= c.step_size
+    param -= tmp
 
 
 class AdamW(Adam):
