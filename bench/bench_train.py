@@ -74,10 +74,25 @@ def load_data(folder, size=SYNTHETIC_SIZE, seed=0):
     return images[:, None], labels
 
 
+class Runner:
+    """One library's model, optimiser and batches; the training step is the same
+    code for both, since micrograd's API is PyTorch's."""
+
+    def train(self, n_batches):
+        self.model.train()
+        for _ in range(n_batches):
+            x, y = self._next()
+            self.optimizer.zero_grad()
+            loss = self.loss_fn(self.model(x), y)
+            loss.backward()
+            self.optimizer.step()
+        return loss.item()
+
+
 # ------------------------------------------------------------- micrograd
 
 
-class MicrogradRunner:
+class MicrogradRunner(Runner):
     name = "micrograd"
 
     def __init__(self, net, images, labels, seed=0):
@@ -109,16 +124,6 @@ class MicrogradRunner:
             batch = next(self.batches)
         return batch
 
-    def train(self, n_batches):
-        self.model.train()
-        for _ in range(n_batches):
-            x, y = self._next()
-            self.optimizer.zero_grad()
-            loss = self.loss_fn(self.model(x), y)
-            loss.backward()
-            self.optimizer.step()
-        return loss.item()
-
     def evaluate(self, n_samples, batch):
         self.model.eval()
         correct = 0
@@ -132,7 +137,7 @@ class MicrogradRunner:
 # --------------------------------------------------------------- PyTorch
 
 
-class TorchRunner:
+class TorchRunner(Runner):
     name = "torch"
 
     def __init__(self, net, images, labels, seed=0):
@@ -164,16 +169,6 @@ class TorchRunner:
         index = self.order[self.position:self.position + BATCH]
         self.position += BATCH
         return self.images[index], self.labels[index]
-
-    def train(self, n_batches):
-        self.model.train()
-        for _ in range(n_batches):
-            x, y = self._next()
-            self.optimizer.zero_grad()
-            loss = self.loss_fn(self.model(x), y)
-            loss.backward()
-            self.optimizer.step()
-        return loss.item()
 
     def evaluate(self, n_samples, batch):
         self.model.eval()

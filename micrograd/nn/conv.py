@@ -1,8 +1,6 @@
 """The 2-D convolution layer (NCHW), over the engine's fused Conv2d primitive."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from micrograd.engine.tensor import DEFAULT_DTYPE
@@ -65,12 +63,8 @@ class Conv2d(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        # As Linear: bound = 1/sqrt(fan_in), fan_in = C_in * kh * kw.
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        # bound = 1/sqrt(fan_in), fan_in = C_in * kh * kw.
+        init.default_weight_and_bias_(self.weight, self.bias)
 
     def forward(self, input):
         return F.conv2d(input, self.weight, self.bias, self.stride, self.padding)

@@ -1,8 +1,6 @@
 """The fully connected layer."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from micrograd.engine.tensor import DEFAULT_DTYPE
@@ -51,11 +49,7 @@ class Linear(Module):
 
     def reset_parameters(self) -> None:
         # kaiming_uniform_ with a=sqrt(5) is U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        init.default_weight_and_bias_(self.weight, self.bias)
 
     def forward(self, input):
         return F.linear(input, self.weight, self.bias)
