@@ -4,14 +4,17 @@ Conv2d builds its im2col matrix in pieces when nothing is kept for backward,
 and transposed for one input channel; outputs are channels-last views; Adam
 updates in place, a chunk at a time for large parameters; cross entropy is one
 fused node; backward lets leaves keep fresh gradient arrays uncopied and ReLU
-mask its gradient in place when nothing else holds it. Each of these is checked
+mask its gradient in place when nothing else holds it; Sequential runs a ReLU
+followed by an AvgPool2d as one fused node. Each of these is checked
 against a reference here (PyTorch where installed), and a float32 training
 step is checked to stay float32 throughout. Speed itself lives in bench/.
 """
 import numpy as np
 import pytest
+from gradcheck import gradcheck
 
 import micrograd.nn as mn
+import micrograd.nn.functional as F
 import micrograd.tensor as mt
 from micrograd.engine import autograd, conv
 from micrograd.engine.autograd import no_grad
@@ -202,3 +205,59 @@ def test_relu_masks_an_owned_gradient_in_place_without_touching_retained_ones():
     unmasked = np.ones((4, 1)) @ layer.weight.data.sum(axis=0, keepdims=True)
     np.testing.assert_allclose(r.grad.data, np.broadcast_to(unmasked, (4, 3)))
     np.testing.assert_allclose(x.grad.data, unmasked * (h.data > 0))
+
+
+@pytest.mark.parametrize("kwargs, size", [
+    (dict(kernel_size=2), 8),                          # covered, non-overlapping
+    (dict(kernel_size=2), 11),                         # last row/column in no window
+    (dict(kernel_size=3, stride=2, padding=1), 9),     # overlapping, padded
+    (dict(kernel_size=(2, 3), stride=(2, 3), padding=(1, 1)), 7),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_relu_avg_pool_equals_relu_then_avg_pool_bit_for_bit(
+        kwargs, size, dtype, monkeypatch):
+    # Chunks of 1 KiB: several chunks per batch, and a last short one.
+    monkeypatch.setattr(conv, "_POOL_CHUNK_BYTES", 1024)
+    x = rand(5, 3, size, size).astype(dtype)
+    x[0, 0, 0, :3] = 0.0  # relu'(0) = 0 on both paths
+    proj = None
+    outs, grads = [], []
+    for fused in (False, True):
+        xm = Tensor(x, requires_grad=True, dtype=dtype)
+        if fused:
+            y = F.relu_avg_pool2d(xm, **kwargs)
+            assert type(y._ctx).__name__ == "ReLUAvgPool2d"
+        else:
+            y = F.avg_pool2d(xm.relu(), **kwargs)
+        if proj is None:
+            proj = rand(*y.shape, seed=1).astype(dtype)
+        (y * Tensor(proj, dtype=dtype)).sum().backward()
+        outs.append(y.data)
+        grads.append(xm.grad.data)
+    assert outs[1].dtype == grads[1].dtype == dtype
+    np.testing.assert_array_equal(outs[1], outs[0])
+    np.testing.assert_array_equal(grads[1], grads[0])
+
+
+def test_fused_relu_avg_pool_gradcheck_and_unbatched_input():
+    for kwargs in [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1)]:
+        gradcheck(lambda t: F.relu_avg_pool2d(t, **kwargs), rand(2, 2, 5, 5))
+    x = rand(3, 6, 6)
+    np.testing.assert_array_equal(
+        F.relu_avg_pool2d(Tensor(x), 2).data,
+        F.avg_pool2d(Tensor(x).relu(), 2).data)
+
+
+def test_sequential_fuses_exactly_relu_then_avg_pool():
+    x = Tensor(rand(2, 1, 8, 8), requires_grad=True)
+    fused = mn.Sequential([mn.Conv2d(1, 2, 3), mn.ReLU(), mn.AvgPool2d(2)])
+    assert type(fused(x)._ctx).__name__ == "ReLUAvgPool2d"
+
+    class MyReLU(mn.ReLU):  # a subclass may do anything in forward: never fused
+        def forward(self, input):
+            return super().forward(input) * 2
+
+    custom = mn.Sequential([mn.Conv2d(1, 2, 3), MyReLU(), mn.AvgPool2d(2)])
+    custom.load_state_dict(fused.state_dict())
+    np.testing.assert_allclose(custom(x).data, 2 * fused(x).data)
+    assert type(mn.Sequential([mn.ReLU(), mn.MaxPool2d(2)])(x)._ctx).__name__ == "MaxPool2d"

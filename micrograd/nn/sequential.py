@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from . import functional as F
+from .activation import ReLU
 from .module import Module
+from .pooling import AvgPool2d
 
 
 class Sequential(Module):
@@ -19,6 +22,11 @@ class Sequential(Module):
     work as on a list.
 
     Shape: whatever the first module accepts, to whatever the last produces.
+
+    A ``ReLU`` directly followed by an ``AvgPool2d`` runs as one fused node
+    (``F.relu_avg_pool2d``): the same values and gradients bit for bit, with
+    fewer passes over memory (the rectified activation is never stored).
+    Subclasses of either are called as written.
 
     Examples::
 
@@ -41,8 +49,18 @@ class Sequential(Module):
             self.add_module(str(i), _check_module(module, i))
 
     def forward(self, input):
-        for module in self._modules.values():
-            input = module(input)
+        modules = list(self._modules.values())
+        i = 0
+        while i < len(modules):
+            if i + 1 < len(modules) and _relu_then_avg_pool(modules[i], modules[i + 1]):
+                # One fused node instead of two passes over the activation each
+                # way (engine/conv.py, ReLUAvgPool2d): same values and gradients.
+                pool = modules[i + 1]
+                input = F.relu_avg_pool2d(input, pool.kernel_size, pool.stride, pool.padding)
+                i += 2
+                continue
+            input = modules[i](input)
+            i += 1
         return input
 
     def __getitem__(self, idx):
@@ -73,6 +91,11 @@ class Sequential(Module):
         for module in modules:
             self.append(module)
         return self
+
+
+def _relu_then_avg_pool(first, second):
+    # Exact types: a subclass may have overridden forward.
+    return type(first) is ReLU and type(second) is AvgPool2d
 
 
 def _check_module(module, name):
