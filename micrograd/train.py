@@ -139,12 +139,11 @@ def class_probabilities(outputs: np.ndarray, config: Config) -> np.ndarray:
     """(N, C) probabilities from the model's outputs, whatever the last layer and loss."""
     last = config.model.layers[-1].type
     if outputs.shape[1] == 1:
+        # One column is P(class 1) after a sigmoid, or under the losses that
+        # require probabilities (bce, and cross_entropy's one-column case, which
+        # refuses values outside [0, 1] in training); otherwise it is a logit.
         p1 = outputs[:, 0]
-        if last != "sigmoid" and config.loss.type != "bce" and config.loss.type != "cross_entropy":
-            p1 = 1 / (1 + np.exp(-p1))  # a logit (bce_with_logits)
-        elif last != "sigmoid" and config.loss.type == "cross_entropy" and (
-            p1.min(initial=0) < 0 or p1.max(initial=1) > 1
-        ):
+        if last != "sigmoid" and config.loss.type not in ("bce", "cross_entropy"):
             p1 = 1 / (1 + np.exp(-p1))
         return np.stack([1 - p1, p1], axis=1)
     if last == "softmax":
