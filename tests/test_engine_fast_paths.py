@@ -5,7 +5,9 @@ and transposed for one input channel; outputs are channels-last views; Adam
 updates in place, a chunk at a time for large parameters; cross entropy is one
 fused node; backward lets leaves keep fresh gradient arrays uncopied and ReLU
 mask its gradient in place when nothing else holds it; Sequential runs a ReLU
-followed by an AvgPool2d as one fused node. Each of these is checked
+followed by an AvgPool2d as one fused node, and a Conv2d, ReLU, AvgPool2d
+run as a chunked node (few input channels) or as a convolution cropped to
+what the pooling reads. Each of these is checked
 against a reference here (PyTorch where installed), and a float32 training
 step is checked to stay float32 throughout. Speed itself lives in bench/.
 """
@@ -249,15 +251,151 @@ def test_fused_relu_avg_pool_gradcheck_and_unbatched_input():
 
 
 def test_sequential_fuses_exactly_relu_then_avg_pool():
-    x = Tensor(rand(2, 1, 8, 8), requires_grad=True)
-    fused = mn.Sequential([mn.Conv2d(1, 2, 3), mn.ReLU(), mn.AvgPool2d(2)])
-    assert type(fused(x)._ctx).__name__ == "ReLUAvgPool2d"
+    x = Tensor(rand(2, 3, 8, 8), requires_grad=True)
+    assert type(mn.Sequential([mn.ReLU(), mn.AvgPool2d(2)])(x)._ctx).__name__ == "ReLUAvgPool2d"
 
     class MyReLU(mn.ReLU):  # a subclass may do anything in forward: never fused
         def forward(self, input):
             return super().forward(input) * 2
 
-    custom = mn.Sequential([mn.Conv2d(1, 2, 3), MyReLU(), mn.AvgPool2d(2)])
-    custom.load_state_dict(fused.state_dict())
-    np.testing.assert_allclose(custom(x).data, 2 * fused(x).data)
+    custom = mn.Sequential([MyReLU(), mn.AvgPool2d(2)])
+    np.testing.assert_allclose(custom(x).data, 2 * F.avg_pool2d(x.relu(), 2).data)
+    assert type(custom(x)._ctx).__name__ == "AvgPool2d"
     assert type(mn.Sequential([mn.ReLU(), mn.MaxPool2d(2)])(x)._ctx).__name__ == "MaxPool2d"
+
+
+# ------------------------------------------------ Conv2d, ReLU, AvgPool2d fused
+
+CONV_POOL_CASES = [
+    # in, out, conv kwargs, pool, size: the first four take the chunked node
+    # (in * kh * kw <= 64), the last three the cropped convolution.
+    (1, 4, dict(kernel_size=3), 2, 12),                      # covered exactly
+    (1, 4, dict(kernel_size=3), 2, 13),                      # last row/column unread
+    (3, 5, dict(kernel_size=3, padding=1, bias=False), 3, 10),
+    (2, 3, dict(kernel_size=(3, 2), stride=2, padding=1), (2, 3), 13),
+    (8, 6, dict(kernel_size=3), 2, 13),                      # 11 x 11 -> 10 x 10 computed
+    (8, 6, dict(kernel_size=3, stride=2, padding=1), 3, 14),
+    (9, 4, dict(kernel_size=(3, 2), padding=2, bias=False), (2, 3), 9),
+]
+
+
+def _conv_pool_models(cin, cout, kwargs, pool, dtype=np.float64):
+    fused = mn.Sequential([mn.Conv2d(cin, cout, **kwargs), mn.ReLU(), mn.AvgPool2d(pool)])
+    fused = fused.to(dtype)
+    # The same layers, never fused: a ReLU subclass is always called as written.
+    class PlainReLU(mn.ReLU):
+        pass
+    plain = mn.Sequential([fused[0], PlainReLU(), fused[2]])
+    return fused, plain
+
+
+@pytest.mark.parametrize("cin, cout, kwargs, pool, size", CONV_POOL_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_conv_relu_avg_pool_matches_the_layers_apart(
+        cin, cout, kwargs, pool, size, dtype, monkeypatch):
+    # Chunks of 2 KiB: several per batch, and a short last one.
+    monkeypatch.setattr(conv, "_FUSED_CHUNK_BYTES", 2048)
+    fused, plain = _conv_pool_models(cin, cout, kwargs, pool, dtype)
+    x = rand(5, cin, size, size).astype(dtype)
+    results = []
+    for model in (fused, plain):
+        model.zero_grad()
+        xm = Tensor(x, requires_grad=True, dtype=dtype)
+        y = model(xm)
+        proj = Tensor(rand(*y.shape, seed=1), dtype=dtype)
+        (y * proj).sum().backward()
+        results.append((y, xm.grad.data, fused[0].weight.grad.data,
+                        None if fused[0].bias is None else fused[0].bias.grad.data))
+    (y, *grads), (y_plain, *grads_plain) = results
+    expected = ("ConvReLUAvgPool2d" if cin * np.prod(fused[0].kernel_size) <= 64
+                else "ReLUAvgPool2d")
+    assert type(y._ctx).__name__ == expected
+    assert type(y_plain._ctx).__name__ == "AvgPool2d"
+    assert y.shape == y_plain.shape and y.dtype == dtype
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y.data, y_plain.data, **tol)
+    for got, want in zip(grads, grads_plain):
+        if want is not None:
+            assert got.dtype == dtype
+            np.testing.assert_allclose(got, want, **tol)
+
+
+@pytest.mark.parametrize("cin, cout, kwargs, pool, size", CONV_POOL_CASES)
+def test_fused_conv_relu_avg_pool_matches_torch(cin, cout, kwargs, pool, size):
+    torch = pytest.importorskip("torch")
+    fused, _ = _conv_pool_models(cin, cout, kwargs, pool)
+    layer = fused[0]
+    theirs = torch.nn.Conv2d(cin, cout, layer.kernel_size, stride=layer.stride,
+                             padding=layer.padding, bias=layer.bias is not None).double()
+    theirs.load_state_dict({k: torch.from_numpy(np.array(v))
+                            for k, v in layer.state_dict().items()})
+    x = rand(4, cin, size, size)
+    xm, xt = Tensor(x, requires_grad=True, dtype=np.float64), torch.tensor(x, requires_grad=True)
+    y = fused(xm)
+    yt = torch.nn.functional.avg_pool2d(torch.relu(theirs(xt)), pool)
+    proj = rand(*y.shape, seed=2)
+    (y * Tensor(proj, dtype=np.float64)).sum().backward()
+    (yt * torch.from_numpy(proj)).sum().backward()
+    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(xm.grad.data, xt.grad.numpy(), rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(layer.weight.grad.data, theirs.weight.grad.numpy(),
+                               rtol=1e-5, atol=1e-12)
+    if layer.bias is not None:
+        np.testing.assert_allclose(layer.bias.grad.data, theirs.bias.grad.numpy(),
+                                   rtol=1e-5, atol=1e-12)
+
+
+@pytest.mark.parametrize("cin, kwargs, pool, size", [
+    (1, dict(stride=1, padding=0), 2, 7),
+    (8, dict(stride=1, padding=1), 2, 5),   # the cropped convolution
+])
+def test_fused_conv_relu_avg_pool_gradcheck(cin, kwargs, pool, size, monkeypatch):
+    monkeypatch.setattr(conv, "_FUSED_CHUNK_BYTES", 512)
+    w, b = rand(3, cin, 3, 3, seed=1), rand(3, seed=2)
+    gradcheck(lambda x, w, b: F.conv_relu_avg_pool2d(x, w, b, pool_size=pool, **kwargs),
+              rand(2, cin, size, size), w, b)
+
+
+def test_fused_conv_relu_avg_pool_edge_uses():
+    layer = mn.Conv2d(1, 4, 3)
+    model = mn.Sequential([layer, mn.ReLU(), mn.AvgPool2d(2)])
+    x = rand(3, 1, 10, 10)
+    expected = F.avg_pool2d(F.conv2d(Tensor(x), layer.weight, layer.bias).relu(), 2).data
+    # Evaluation keeps nothing and records no graph.
+    with no_grad():
+        y = model(Tensor(x))
+    assert y._ctx is None and not y.requires_grad
+    np.testing.assert_allclose(y.data, expected, rtol=1e-5, atol=1e-6)
+    # An unbatched (C, H, W) input, as PyTorch accepts.
+    np.testing.assert_allclose(model(Tensor(x[0])).data, expected[0], rtol=1e-5, atol=1e-6)
+    # Frozen weights: only the input gets a gradient.
+    layer.weight.requires_grad_(False)
+    layer.bias.requires_grad_(False)
+    xm = Tensor(x, requires_grad=True)
+    model(xm).sum().backward()
+    assert xm.grad is not None and layer.weight.grad is None
+    # Overlapping or padded pooling is never fused with the convolution.
+    for pool in (mn.AvgPool2d(3, stride=2), mn.AvgPool2d(2, padding=1)):
+        y = mn.Sequential([layer, mn.ReLU(), pool])(xm)
+        assert type(y._ctx).__name__ in ("ReLUAvgPool2d", "AvgPool2d")
+        assert type(y._ctx.parents[0]._ctx).__name__ == "Conv2d"
+    with pytest.raises(ValueError, match="larger than its input"):
+        F.conv_relu_avg_pool2d(Tensor(rand(1, 1, 4, 4)), layer.weight, pool_size=3)
+
+
+def test_conv2d_crop_computes_the_top_left_corner():
+    x = Tensor(rand(2, 3, 9, 9), requires_grad=True, dtype=np.float64)
+    w = Tensor(rand(4, 3, 3, 3, seed=1), requires_grad=True, dtype=np.float64)
+    full = conv.Conv2d.apply(x, w)
+    corner = conv.Conv2d.apply(x, w, crop=(6, 5))
+    assert corner.shape == (2, 4, 6, 5)
+    np.testing.assert_allclose(corner.data, full.data[:, :, :6, :5], rtol=1e-12)
+    proj = rand(2, 4, 6, 5, seed=3)
+    (corner * Tensor(proj, dtype=np.float64)).sum().backward()
+    gx, gw = x.grad.data.copy(), w.grad.data.copy()
+    x.grad = w.grad = None
+    padded = np.zeros(full.shape)
+    padded[:, :, :6, :5] = proj
+    (full * Tensor(padded, dtype=np.float64)).sum().backward()
+    np.testing.assert_allclose(gx, x.grad.data, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gw, w.grad.data, rtol=1e-12, atol=1e-12)

@@ -103,7 +103,9 @@ class Conv2d(Function):
 
     fresh_grads = True
 
-    def forward(self, x, w, b=None, stride=1, padding=0):
+    def forward(self, x, w, b=None, stride=1, padding=0, crop=None):
+        """``crop=(h, w)`` computes only the top-left h x w corner of the output
+        (for a pooling layer that never reads the last rows and columns)."""
         sh, sw = _pair(stride)
         ph, pw = _pair(padding)
         o, c, kh, kw = w.shape
@@ -114,6 +116,8 @@ class Conv2d(Function):
         xp = _pad(_nhwc(x), ph, pw)
         n, hp, wp = xp.shape[:3]
         oh, ow = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+        if crop is not None:
+            oh, ow = min(oh, crop[0]), min(ow, crop[1])
         s0, s1, s2, s3 = xp.strides
         windows = np.lib.stride_tricks.as_strided(
             xp, (n, oh, ow, kh, kw, c), (s0, s1 * sh, s2 * sw, s1, s2, s3), writeable=False)
@@ -338,3 +342,169 @@ class ReLUAvgPool2d(_Pool2d):
 def _samples_per_chunk(xp):
     """How many samples of the (N, H, W, C) array make a cache-sized chunk (at least one)."""
     return max(1, _POOL_CHUNK_BYTES // max(1, xp[0].nbytes))
+
+
+#: Pre-activation of fused conv + ReLU + pooling computed at a time: small enough
+#: that its ReLU, pooling and gradient passes run in a core's L2 cache.
+_FUSED_CHUNK_BYTES = 384 << 10
+
+
+class ConvReLUAvgPool2d(Function):
+    """avg_pool2d(relu(conv2d(x, w, b)), k) as one node, for non-overlapping windows.
+
+    x (N, C, H, W), w (O, C, kh, kw), b (O,) -> (N, O, OH // ph, OW // pw), where
+    (OH, OW) is the convolution's output and (ph, pw) the pooling window
+    (stride = window, no pooling padding). ``Sequential`` uses it for a Conv2d,
+    ReLU, AvgPool2d run whose convolution has few input channels.
+
+    Apart, the convolution writes its whole (N, OH, OW, O) output to memory,
+    ReLU and pooling read it back, and backward writes and reads a gradient of
+    the same size twice more: on the first layer of a small CNN that array is
+    5.5 MB for a batch of 64, and those passes cost more than the convolution.
+    Fused, the GEMM runs a few samples at a time, so each chunk's passes run in
+    cache and only the pooled output reaches memory:
+
+    - the im2col rows are ordered (n, a, b, py, px) for the output pixel
+      (py*ph + a, px*pw + b): per sample, each window offset (a, b) is one
+      contiguous (py, px, O) block of the GEMM's result, so ReLU is one flat
+      pass and pooling one sum over the block axis; positions that no window
+      covers are never computed;
+    - the mean's 1/(ph*pw) is folded into the weights (relu(s*z) = s*relu(z)
+      for s > 0; exact for power-of-two windows);
+    - only the im2col matrix is kept for backward (the pre-activation is not):
+      each chunk's GEMM is redone there, which for a convolution with few
+      input channels costs less than storing and reloading its output; the
+      ReLU mask and the pooling shares are applied block by block in cache,
+      and the chunk's weight and input gradients accumulate.
+    """
+
+    fresh_grads = True
+
+    def forward(self, x, w, b=None, stride=1, padding=0, pool=2):
+        sh, sw = _pair(stride)
+        ph, pw = _pair(padding)
+        qh, qw = _pair(pool)
+        o, c, kh, kw = w.shape
+        if x.ndim != 4 or x.shape[1] != c:
+            raise ValueError(
+                f"conv2d expects input (N, {c}, H, W) for weight {w.shape}, got {x.shape}"
+            )
+        xp = _pad(_nhwc(x), ph, pw)
+        n, hp, wp = xp.shape[:3]
+        oh, ow = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+        poh, pow_ = oh // qh, ow // qw
+        if poh < 1 or pow_ < 1:
+            raise ValueError(f"avg_pool2d window {(qh, qw)} is larger than its input {(oh, ow)}")
+        s0, s1, s2, s3 = xp.strides
+        # The window read for output pixel (py*qh + a, px*qw + b), as (n, a, b, py, px, i, j, c).
+        windows = np.lib.stride_tricks.as_strided(
+            xp, (n, qh, qw, poh, pow_, kh, kw, c),
+            (s0, s1 * sh, s2 * sw, s1 * sh * qh, s2 * sw * qw, s1, s2, s3), writeable=False)
+        self.cols = _im2col_rows(windows, bias=b is not None)
+        wmat = w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)
+        if b is not None:
+            wmat = np.concatenate([wmat, b.reshape(o, 1).astype(wmat.dtype, copy=False)], axis=1)
+        self.wmat_t = wmat.T * np.asarray(1.0 / (qh * qw), dtype=wmat.dtype)
+        self.w, self.padded_shape, self.has_bias = w, xp.shape, b is not None
+        self.geometry = (kh, kw, sh, sw, ph, pw, qh, qw, poh, pow_)
+        out = np.empty((n, poh, pow_, o), dtype=np.result_type(xp, wmat))
+        flat = out.reshape(n, -1)
+        zeros = None
+        for start, stop, _, blocks in self._chunks(out.dtype):
+            if zeros is None:
+                # ReLU against an array of zeros: NumPy's SIMD loop for two
+                # arrays runs twice as fast in cache as its loop with a scalar.
+                zeros = np.zeros_like(blocks)
+            np.maximum(blocks, zeros[:len(blocks)], out=blocks)
+            np.add.reduce(blocks, axis=1, out=flat[start:stop])
+        if True not in self.needs_input_grad:
+            del self.cols, self.wmat_t, self.w
+        return _nchw(out)
+
+    def _chunks(self, dtype):
+        """Yield (start, stop, cols, blocks) per chunk of samples: their im2col rows
+        and scaled pre-activations, (stop - start, qh*qw, poh*pow*O), in a reused buffer."""
+        cols, wmat_t = self.cols, self.wmat_t
+        qh, qw, poh, pow_ = self.geometry[6:]
+        n, rows = self.padded_shape[0], qh * qw * poh * pow_  # rows per sample
+        per_sample = rows * wmat_t.shape[1]
+        step = max(1, _FUSED_CHUNK_BYTES // (per_sample * np.dtype(dtype).itemsize))
+        buffer = np.empty((min(step, n) * rows, wmat_t.shape[1]), dtype=dtype)
+        for start in range(0, n, step):
+            stop = min(start + step, n)
+            part = cols[start * rows:stop * rows]
+            pre = buffer[:len(part)]
+            np.matmul(part, wmat_t, out=pre)
+            yield start, stop, part, pre.reshape(stop - start, qh * qw, -1)
+
+    def backward(self, g):
+        kh, kw, sh, sw, ph, pw, qh, qw = self.geometry[:8]
+        n, o = g.shape[:2]
+        # Each pooled cell's gradient, per sample one (1, poh*pow*O) row that
+        # broadcasts over the window offsets; the 1/(qh*qw) share is applied
+        # once to the results.
+        g = _nhwc(g).reshape(n, 1, -1)
+        need_x, need_w = self.needs_input_grad[0], self.needs_input_grad[1]
+        need_b = self.has_bias and self.needs_input_grad[2]
+        gx = np.zeros(self.padded_shape, dtype=g.dtype) if need_x else None
+        gw_full = None
+        for start, stop, cols, blocks in self._chunks(g.dtype):
+            # The gradient reaching the pre-activation: the pooled cell's
+            # gradient where the ReLU was open, zero elsewhere.
+            np.greater(blocks, 0, out=blocks)
+            np.multiply(blocks, g[start:stop], out=blocks)
+            gpre = blocks.reshape(len(cols), o)
+            if need_w or need_b:
+                part = cols.T @ gpre  # (kh*kw*C [+ 1], O): weight and bias gradients
+                gw_full = part if gw_full is None else np.add(gw_full, part, out=gw_full)
+            if need_x:
+                self._add_input_grad(gx[start:stop], gpre)
+        scale = 1.0 / (qh * qw)
+        gw = gb = None
+        if gw_full is not None:
+            gw_full *= scale
+            k = kh * kw * self.padded_shape[3]
+            if need_w:
+                gw = gw_full[:k].T.reshape(o, kh, kw, -1).transpose(0, 3, 1, 2)
+            if need_b:
+                gb = gw_full[k].copy()
+        if need_x:
+            gx *= scale
+            gx = _crop(gx, ph, pw)
+        return (gx, gw, gb) if self.has_bias else (gx, gw)
+
+    def _add_input_grad(self, gx, gpre):
+        """col2im of one chunk: each window offset's rows add onto the input cells they read."""
+        kh, kw, sh, sw, _, _, qh, qw, poh, pow_ = self.geometry
+        o, c = self.w.shape[:2]
+        wmat = self.w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)
+        parts = (gpre @ wmat).reshape(len(gx), qh, qw, poh, pow_, kh, kw, c)
+        for a in range(qh):
+            for b in range(qw):
+                for i in range(kh):
+                    for j in range(kw):
+                        y0, x0 = a * sh + i, b * sw + j
+                        gx[:, y0:y0 + (poh - 1) * qh * sh + 1:qh * sh,
+                           x0:x0 + (pow_ - 1) * qw * sw + 1:qw * sw] += parts[:, a, b, :, :, i, j]
+
+
+def _im2col_rows(windows, bias):
+    """The GEMM operand of a (..., kh, kw, C) window view with any leading axes:
+    one row per leading index (in C order) and one column per (i, j, c), plus a
+    column of ones for the bias. With one input channel it is built transposed
+    and handed out as its F-ordered transpose, as in ``_im2col``."""
+    lead, (kh, kw, c) = windows.shape[:-3], windows.shape[-3:]
+    rows, k = int(np.prod(lead)), kh * kw * c
+    width = k + 1 if bias else k
+    if c == 1:
+        cols_t = np.empty((width,) + lead, dtype=windows.dtype)
+        axes = tuple(range(len(lead), len(lead) + 3)) + tuple(range(len(lead)))
+        cols_t[:k].reshape((kh, kw, c) + lead)[...] = windows.transpose(axes)
+        if bias:
+            cols_t[k] = 1
+        return cols_t.reshape(width, rows).T
+    cols = np.empty((rows, width), dtype=windows.dtype)
+    cols[:, :k].reshape(lead + (kh, kw, c))[...] = windows
+    if bias:
+        cols[:, k] = 1
+    return cols

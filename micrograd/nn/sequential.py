@@ -5,6 +5,7 @@ from collections import OrderedDict
 
 from . import functional as F
 from .activation import ReLU
+from .conv import Conv2d
 from .module import Module
 from .pooling import AvgPool2d
 
@@ -23,10 +24,13 @@ class Sequential(Module):
 
     Shape: whatever the first module accepts, to whatever the last produces.
 
-    A ``ReLU`` directly followed by an ``AvgPool2d`` runs as one fused node
-    (``F.relu_avg_pool2d``): the same values and gradients bit for bit, with
-    fewer passes over memory (the rectified activation is never stored).
-    Subclasses of either are called as written.
+    Two runs of layers are computed together, with fewer passes over memory
+    (PyTorch's Sequential does not do this): ``Conv2d, ReLU, AvgPool2d`` with
+    non-overlapping, unpadded pooling windows (``F.conv_relu_avg_pool2d``:
+    the same values and gradients to float rounding), and any other ``ReLU``
+    directly followed by an ``AvgPool2d`` (``F.relu_avg_pool2d``: the same
+    values and gradients bit for bit). Subclasses of these layers are called
+    as written.
 
     Examples::
 
@@ -52,6 +56,14 @@ class Sequential(Module):
         modules = list(self._modules.values())
         i = 0
         while i < len(modules):
+            if _conv_relu_avg_pool(modules[i:i + 3]):
+                # The three layers at once: the convolution computes only what
+                # pooling reads, in cache when it is cheap to redo (functional.py).
+                conv, _, pool = modules[i:i + 3]
+                input = F.conv_relu_avg_pool2d(input, conv.weight, conv.bias, conv.stride,
+                                               conv.padding, pool.kernel_size)
+                i += 3
+                continue
             if i + 1 < len(modules) and _relu_then_avg_pool(modules[i], modules[i + 1]):
                 # One fused node instead of two passes over the activation each
                 # way (engine/conv.py, ReLUAvgPool2d): same values and gradients.
@@ -96,6 +108,14 @@ class Sequential(Module):
 def _relu_then_avg_pool(first, second):
     # Exact types: a subclass may have overridden forward.
     return type(first) is ReLU and type(second) is AvgPool2d
+
+
+def _conv_relu_avg_pool(run):
+    # Exact types, and pooling windows that do not overlap and are not padded.
+    if len(run) < 3 or (type(run[0]), type(run[1]), type(run[2])) != (Conv2d, ReLU, AvgPool2d):
+        return False
+    kernel, stride, padding = F._pool_args(run[2].kernel_size, run[2].stride, run[2].padding)
+    return stride == kernel and padding == (0, 0)
 
 
 def _check_module(module, name):
