@@ -404,7 +404,9 @@ class ConvReLUAvgPool2d(Function):
         wmat = w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)
         if b is not None:
             wmat = np.concatenate([wmat, b.reshape(o, 1).astype(wmat.dtype, copy=False)], axis=1)
-        self.wmat_t = wmat.T * np.asarray(1.0 / (qh * qw), dtype=wmat.dtype)
+        # C order: OpenBLAS runs these small GEMMs twice as fast as with the
+        # transposed (F-ordered) view.
+        self.wmat_t = np.multiply(wmat.T, 1.0 / (qh * qw), dtype=wmat.dtype, order="C")
         self.w, self.padded_shape, self.has_bias = w, xp.shape, b is not None
         self.geometry = (kh, kw, sh, sw, ph, pw, qh, qw, poh, pow_)
         out = np.empty((n, poh, pow_, o), dtype=np.result_type(xp, wmat))
