@@ -399,3 +399,50 @@ def test_conv2d_crop_computes_the_top_left_corner():
     (full * Tensor(padded, dtype=np.float64)).sum().backward()
     np.testing.assert_allclose(gx, x.grad.data, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(gw, w.grad.data, rtol=1e-12, atol=1e-12)
+
+
+def _nodes(y, name):
+    """The graph nodes of type ``name`` behind y, outputs first."""
+    found, stack, seen = [], [y], set()
+    while stack:
+        t = stack.pop()
+        if t._ctx is None or id(t) in seen:
+            continue
+        seen.add(id(t))
+        if type(t._ctx).__name__ == name:
+            found.append((t, t._ctx))
+        stack.extend(t._ctx.parents)
+    return found
+
+
+@pytest.mark.parametrize("size, second, read", [
+    (28, dict(kernel_size=3), 12),               # the seed CNN: 13 x 13 -> 12 x 12 read
+    (29, dict(kernel_size=3, stride=2), 13),     # 13 x 13 read entirely (stride 2)
+    (28, dict(kernel_size=3, padding=1), 13),    # padded: never cropped
+    (26, dict(kernel_size=(2, 3)), (11, 12)),    # 12 x 12: 11 rows read, all 12 columns
+])
+def test_sequential_computes_only_what_the_next_run_reads(size, second, read):
+    class PlainReLU(mn.ReLU):
+        pass
+
+    layers = [mn.Conv2d(1, 4, 3), mn.ReLU(), mn.AvgPool2d(2),
+              mn.Conv2d(4, 8, **second), mn.ReLU(), mn.AvgPool2d(2), mn.Flatten()]
+    fused = mn.Sequential(layers).to(np.float64)
+    plain = mn.Sequential([PlainReLU() if type(m) is mn.ReLU else m for m in layers])
+    x = rand(3, 1, size, size)
+    outs = []
+    for model in (fused, plain):
+        model.zero_grad()
+        xm = Tensor(x, requires_grad=True, dtype=np.float64)
+        y = model(xm)
+        if model is fused:  # the first run's output, as the second one reads it
+            runs = _nodes(y, "ConvReLUAvgPool2d")
+            assert len(runs) == 2
+            read = (read, read) if isinstance(read, int) else read
+            assert runs[-1][0].shape[-2:] == read
+        (y * Tensor(rand(*y.shape, seed=5), dtype=np.float64)).sum().backward()
+        outs.append((y, [xm.grad.data] + [p.grad.data for p in model.parameters()]))
+    (y, grads), (y_plain, grads_plain) = outs
+    np.testing.assert_allclose(y.data, y_plain.data, rtol=1e-12, atol=1e-12)
+    for got, want in zip(grads, grads_plain):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -394,7 +394,9 @@ class ConvReLUAvgPool2d(Function):
 
     fresh_grads = True
 
-    def forward(self, x, w, b=None, stride=1, padding=0, pool=2):
+    def forward(self, x, w, b=None, stride=1, padding=0, pool=2, out_size=None):
+        """``out_size=(h, w)`` computes only the top-left h x w corner of the
+        pooled output (for a next layer that never reads the rest)."""
         sh, sw = _pair(stride)
         ph, pw = _pair(padding)
         qh, qw = _pair(pool)
@@ -409,6 +411,8 @@ class ConvReLUAvgPool2d(Function):
         poh, pow_ = oh // qh, ow // qw
         if poh < 1 or pow_ < 1:
             raise ValueError(f"avg_pool2d window {(qh, qw)} is larger than its input {(oh, ow)}")
+        if out_size is not None:
+            poh, pow_ = min(poh, out_size[0]), min(pow_, out_size[1])
         s0, s1, s2, s3 = xp.strides
         # The window read for output pixel (py*qh + a, px*qw + b), as (n, a, b, py, px, i, j, c).
         windows = np.lib.stride_tricks.as_strided(

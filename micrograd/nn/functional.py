@@ -105,11 +105,13 @@ def relu_avg_pool2d(input, kernel_size, stride=None, padding=0):
 RECOMPUTE_MAX_COLUMNS = 64
 
 
-def conv_relu_avg_pool2d(input, weight, bias=None, stride=1, padding=0, pool_size=2):
+def conv_relu_avg_pool2d(input, weight, bias=None, stride=1, padding=0, pool_size=2,
+                         output_size=None):
     """avg_pool2d(relu(conv2d(x, W, b, stride, padding)), pool_size) for
     non-overlapping, unpadded pooling windows, in fewer passes over memory: the
     same values and gradients, to float rounding. ``Sequential`` calls it for a
-    Conv2d, ReLU, AvgPool2d run.
+    Conv2d, ReLU, AvgPool2d run. ``output_size=(h, w)`` computes only the
+    top-left h x w corner of the result, the part a next layer reads.
 
     A convolution with few input channels runs as one chunked node
     (engine/conv.py, ConvReLUAvgPool2d); a larger one as a Conv2d node that
@@ -130,10 +132,16 @@ def conv_relu_avg_pool2d(input, weight, bias=None, stride=1, padding=0, pool_siz
     def run(x):
         if c * kh * kw <= RECOMPUTE_MAX_COLUMNS:
             return _conv.ConvReLUAvgPool2d.apply(x, *params, stride=stride, padding=padding,
-                                                 pool=pool)
+                                                 pool=pool, out_size=output_size)
         h, w = x.shape[2] + 2 * padding[0], x.shape[3] + 2 * padding[1]
-        covered = ((h - kh) // stride[0] + 1) // pool[0] * pool[0], \
-                  ((w - kw) // stride[1] + 1) // pool[1] * pool[1]
+        conv_h, conv_w = (h - kh) // stride[0] + 1, (w - kw) // stride[1] + 1
+        out_h, out_w = conv_h // pool[0], conv_w // pool[1]
+        if out_h < 1 or out_w < 1:
+            raise ValueError(f"avg_pool2d window {pool} is larger than its input "
+                             f"{(conv_h, conv_w)}")
+        if output_size is not None:
+            out_h, out_w = min(out_h, output_size[0]), min(out_w, output_size[1])
+        covered = out_h * pool[0], out_w * pool[1]
         y = _conv.Conv2d.apply(x, *params, stride=stride, padding=padding, crop=covered)
         return _conv.ReLUAvgPool2d.apply(y, kernel_size=pool, stride=pool, padding=(0, 0))
 

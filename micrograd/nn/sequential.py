@@ -58,10 +58,14 @@ class Sequential(Module):
         while i < len(modules):
             if _conv_relu_avg_pool(modules[i:i + 3]):
                 # The three layers at once: the convolution computes only what
-                # pooling reads, in cache when it is cheap to redo (functional.py).
+                # pooling reads, in cache when it is cheap to redo (functional.py),
+                # and only what a next such run reads.
                 conv, _, pool = modules[i:i + 3]
-                input = F.conv_relu_avg_pool2d(input, conv.weight, conv.bias, conv.stride,
-                                               conv.padding, pool.kernel_size)
+                input = F._tensor(input)
+                input = F.conv_relu_avg_pool2d(
+                    input, conv.weight, conv.bias, conv.stride, conv.padding, pool.kernel_size,
+                    output_size=_rows_read_by_next_run(input.shape[-2:], conv, pool,
+                                                       modules[i + 3:i + 6]))
                 i += 3
                 continue
             if i + 1 < len(modules) and _relu_then_avg_pool(modules[i], modules[i + 1]):
@@ -116,6 +120,35 @@ def _conv_relu_avg_pool(run):
         return False
     kernel, stride, padding = F._pool_args(run[2].kernel_size, run[2].stride, run[2].padding)
     return stride == kernel and padding == (0, 0)
+
+
+def _rows_read_by_next_run(size, conv, pool, run):
+    """(rows, columns) of the output of a fused Conv2d, ReLU, AvgPool2d run that
+    the next fused run reads, or None when it reads them all (or is not one).
+
+    A next convolution without padding reads rows up to (covered - 1) * stride
+    + kernel of its input, where ``covered`` is what its own pooling reads. On
+    the seed CNN the second convolution (13 x 13 input, 11 x 11 output pooled
+    to 5 x 5 from 10 x 10) never reads the first run's last row and column: the
+    first layer then computes 24 x 24 of its 26 x 26 positions, 15% less work.
+    The final output is the same; only the unread parts are never computed.
+    """
+    if not _conv_relu_avg_pool(run) or run[0].padding != (0, 0):
+        return None
+    kernel = conv.kernel_size
+    pool_k = F._pair(pool.kernel_size, "kernel_size")
+    read = []
+    for axis in (0, 1):
+        # This run's output size, then the next run's covered convolution output.
+        out = ((size[axis] + 2 * conv.padding[axis] - kernel[axis]) // conv.stride[axis] + 1
+               ) // pool_k[axis]
+        nxt_kernel, nxt_stride = run[0].kernel_size[axis], run[0].stride[axis]
+        nxt_pool = F._pair(run[2].kernel_size, "kernel_size")[axis]
+        covered = ((out - nxt_kernel) // nxt_stride + 1) // nxt_pool * nxt_pool
+        if covered < 1:
+            return None  # the next run will report its own error
+        read.append(min(out, (covered - 1) * nxt_stride + nxt_kernel))
+    return tuple(read)
 
 
 def _check_module(module, name):
