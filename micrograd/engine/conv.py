@@ -26,9 +26,11 @@ from .autograd import Function
 
 
 #: Size of the im2col matrix built at a time when it need not be kept for backward.
-#: Large enough for a whole batch of 64 on the seed CNN (8.9 MB): 2 MB pieces made
-#: GEMMs of a few thousand rows that two OpenBLAS threads run 15% slower.
-_COLS_CHUNK_BYTES = 16 << 20
+#: Measured on the seed CNN's second convolution under no_grad (per 64 images,
+#: batches of 64 and 256): 4 MB pieces 1.58-1.59 ms, 16 MB 1.74-2.00 (a
+#: 256-image batch's 30 MB matrix then leaves the cache), 2 MB 1.94-1.98
+#: (GEMMs of a few thousand rows, which two OpenBLAS threads run slower).
+_COLS_CHUNK_BYTES = 4 << 20
 #: Input of fused ReLU + average pooling handled at a time: its passes then run in cache.
 _POOL_CHUNK_BYTES = 512 << 10
 
@@ -418,7 +420,11 @@ class ConvReLUAvgPool2d(Function):
         windows = np.lib.stride_tricks.as_strided(
             xp, (n, qh, qw, poh, pow_, kh, kw, c),
             (s0, s1 * sh, s2 * sw, s1 * sh * qh, s2 * sw * qw, s1, s2, s3), writeable=False)
-        self.cols = _im2col_rows(windows, bias=b is not None)
+        # Kept for backward; under no_grad built a group of samples at a time
+        # instead (a whole 256-image batch's would be 6 MB for a first layer).
+        self.windows = windows
+        self.cols = _im2col_rows(windows, bias=b is not None) if True in self.needs_input_grad \
+            else None
         wmat = w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)
         if b is not None:
             wmat = np.concatenate([wmat, b.reshape(o, 1).astype(wmat.dtype, copy=False)], axis=1)
@@ -439,23 +445,33 @@ class ConvReLUAvgPool2d(Function):
             np.add.reduce(blocks, axis=1, out=flat[start:stop])
         if True not in self.needs_input_grad:
             del self.cols, self.wmat_t, self.w
+        del self.windows
         return _nchw(out)
 
     def _chunks(self, dtype):
         """Yield (start, stop, cols, blocks) per chunk of samples: their im2col rows
         and scaled pre-activations, (stop - start, qh*qw, poh*pow*O), in a reused buffer."""
-        cols, wmat_t = self.cols, self.wmat_t
+        wmat_t = self.wmat_t
         qh, qw, poh, pow_ = self.geometry[6:]
         n, rows = self.padded_shape[0], qh * qw * poh * pow_  # rows per sample
-        per_sample = rows * wmat_t.shape[1]
-        step = max(1, _FUSED_CHUNK_BYTES // (per_sample * np.dtype(dtype).itemsize))
+        itemsize = np.dtype(dtype).itemsize
+        step = max(1, _FUSED_CHUNK_BYTES // (rows * wmat_t.shape[1] * itemsize))
+        # The kept im2col matrix, or (under no_grad) one built for a group of
+        # chunks at a time, at most _COLS_CHUNK_BYTES.
+        group = n if self.cols is not None else step * max(
+            1, _COLS_CHUNK_BYTES // (step * rows * wmat_t.shape[0] * itemsize))
         buffer = np.empty((min(step, n) * rows, wmat_t.shape[1]), dtype=dtype)
-        for start in range(0, n, step):
-            stop = min(start + step, n)
-            part = cols[start * rows:stop * rows]
-            pre = buffer[:len(part)]
-            np.matmul(part, wmat_t, out=pre)
-            yield start, stop, part, pre.reshape(stop - start, qh * qw, -1)
+        for first in range(0, n, group):
+            if self.cols is not None:
+                cols = self.cols
+            else:
+                cols = _im2col_rows(self.windows[first:first + group], bias=self.has_bias)
+            for start in range(first, min(first + group, n), step):
+                stop = min(start + step, n)
+                part = cols[(start - first) * rows:(stop - first) * rows]
+                pre = buffer[:len(part)]
+                np.matmul(part, wmat_t, out=pre)
+                yield start, stop, part, pre.reshape(stop - start, qh * qw, -1)
 
     def backward(self, g):
         kh, kw, sh, sw, ph, pw, qh, qw = self.geometry[:8]
