@@ -446,3 +446,18 @@ def test_sequential_computes_only_what_the_next_run_reads(size, second, read):
     np.testing.assert_allclose(y.data, y_plain.data, rtol=1e-12, atol=1e-12)
     for got, want in zip(grads, grads_plain):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cols_bytes", [1, 4096, 1 << 20])  # groups of one chunk, a few, all
+def test_fused_first_layer_under_no_grad_builds_im2col_in_groups(cols_bytes, monkeypatch):
+    monkeypatch.setattr(conv, "_FUSED_CHUNK_BYTES", 1024)
+    monkeypatch.setattr(conv, "_COLS_CHUNK_BYTES", cols_bytes)
+    layer = mn.Conv2d(1, 4, 3)
+    x = Tensor(rand(7, 1, 12, 12), dtype=np.float64)
+    layer.to(np.float64)
+    recorded = F.conv_relu_avg_pool2d(x, layer.weight, layer.bias)
+    assert recorded._ctx.cols is not None  # kept for backward
+    with no_grad():
+        grouped = F.conv_relu_avg_pool2d(x, layer.weight, layer.bias)
+    assert grouped._ctx is None
+    np.testing.assert_allclose(grouped.data, recorded.data, rtol=1e-12, atol=1e-12)
