@@ -461,3 +461,14 @@ def test_fused_first_layer_under_no_grad_builds_im2col_in_groups(cols_bytes, mon
         grouped = F.conv_relu_avg_pool2d(x, layer.weight, layer.bias)
     assert grouped._ctx is None
     np.testing.assert_allclose(grouped.data, recorded.data, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("in_channels", [1, 8])  # both paths of the fused run
+def test_too_small_inputs_get_pytorchs_errors(in_channels):
+    run = mn.Sequential([mn.Conv2d(in_channels, 4, 3), mn.ReLU(), mn.AvgPool2d(2)])
+    with pytest.raises(ValueError, match=r"padded input size per channel: \(2 x 2\)"):
+        run(Tensor(rand(1, in_channels, 2, 2)))
+    with pytest.raises(ValueError, match="larger than its input"):
+        run(Tensor(rand(1, in_channels, 3, 3)))  # a 1 x 1 output for a 2 x 2 window
+    with pytest.raises(ValueError, match="Kernel size can't be greater"):
+        mn.Conv2d(in_channels, 4, 3)(Tensor(rand(1, in_channels, 2, 5)))

@@ -15,8 +15,11 @@ per run, so long runs are what makes them fast).
 
 Convolution is im2col, a sliding-window view copied once into a
 (N*OH*OW, kh*kw*C + 1) matrix (the extra column of ones carries the bias),
-then one GEMM. Pooling reads the kh*kw strided slices of the input directly
-(no window copy at all).
+then one GEMM; ``crop`` limits it to the output rows and columns a pooling
+layer reads. Pooling reads the kh*kw strided slices of the input directly
+(no window copy at all). Two fused nodes cover the common CNN runs:
+``ReLUAvgPool2d`` and ``ConvReLUAvgPool2d`` (convolution, ReLU and average
+pooling in cache-sized chunks, for convolutions with few input channels).
 """
 from __future__ import annotations
 
@@ -57,6 +60,14 @@ def _pad(x, ph, pw, value=0.0):
     out = np.full((n, h + 2 * ph, w + 2 * pw, c), value, dtype=x.dtype)
     out[:, ph:ph + h, pw:pw + w] = x
     return out
+
+
+def check_kernel_fits(hp, wp, kh, kw):
+    """PyTorch's error for a convolution kernel larger than its padded input."""
+    if hp < kh or wp < kw:
+        raise ValueError(f"Calculated padded input size per channel: ({hp} x {wp}). Kernel "
+                         f"size: ({kh} x {kw}). Kernel size can't be greater than actual "
+                         f"input size")
 
 
 def _window_slices(kh, kw, sh, sw, oh, ow):
@@ -117,6 +128,7 @@ class Conv2d(Function):
             )
         xp = _pad(_nhwc(x), ph, pw)
         n, hp, wp = xp.shape[:3]
+        check_kernel_fits(hp, wp, kh, kw)
         oh, ow = (hp - kh) // sh + 1, (wp - kw) // sw + 1
         if crop is not None:
             oh, ow = min(oh, crop[0]), min(ow, crop[1])
@@ -409,6 +421,7 @@ class ConvReLUAvgPool2d(Function):
             )
         xp = _pad(_nhwc(x), ph, pw)
         n, hp, wp = xp.shape[:3]
+        check_kernel_fits(hp, wp, kh, kw)
         oh, ow = (hp - kh) // sh + 1, (wp - kw) // sw + 1
         poh, pow_ = oh // qh, ow // qw
         if poh < 1 or pow_ < 1:

@@ -64,7 +64,7 @@ class Sequential(Module):
                 input = F._tensor(input)
                 input = F.conv_relu_avg_pool2d(
                     input, conv.weight, conv.bias, conv.stride, conv.padding, pool.kernel_size,
-                    output_size=_rows_read_by_next_run(input.shape[-2:], conv, pool,
+                    output_size=_rows_read_by_next_run(input.shape, conv, pool,
                                                        modules[i + 3:i + 6]))
                 i += 3
                 continue
@@ -122,9 +122,10 @@ def _conv_relu_avg_pool(run):
     return stride == kernel and padding == (0, 0)
 
 
-def _rows_read_by_next_run(size, conv, pool, run):
-    """(rows, columns) of the output of a fused Conv2d, ReLU, AvgPool2d run that
-    the next fused run reads, or None when it reads them all (or is not one).
+def _rows_read_by_next_run(shape, conv, pool, run):
+    """(rows, columns) of the output of a fused Conv2d, ReLU, AvgPool2d run (whose
+    input has ``shape``) that the next fused run reads, or None when it reads
+    them all (or is not one, or the input is not an image: the layers report it).
 
     A next convolution without padding reads rows up to (covered - 1) * stride
     + kernel of its input, where ``covered`` is what its own pooling reads. On
@@ -133,8 +134,9 @@ def _rows_read_by_next_run(size, conv, pool, run):
     first layer then computes 24 x 24 of its 26 x 26 positions, 15% less work.
     The final output is the same; only the unread parts are never computed.
     """
-    if not _conv_relu_avg_pool(run) or run[0].padding != (0, 0):
+    if len(shape) not in (3, 4) or not _conv_relu_avg_pool(run) or run[0].padding != (0, 0):
         return None
+    size = shape[-2:]
     kernel = conv.kernel_size
     pool_k = F._pair(pool.kernel_size, "kernel_size")
     read = []
