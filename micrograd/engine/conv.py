@@ -84,31 +84,61 @@ def _crop(gx, ph, pw):
     return _nchw(gx)
 
 
-def _im2col(windows, bias):
-    """Copy the (N, OH, OW, kh, kw, C) windows into the GEMM operand: a matrix of
-    one row per output pixel and one column per (i, j, c), plus a column of ones
-    when there is a bias (the GEMM then adds the bias, and the weight-gradient
-    GEMM returns the bias gradient as its last column, for free).
+def _im2col(windows, bias, transposed=None):
+    """Copy a (..., kh, kw, C) window view into the GEMM operand: a matrix of one
+    row per leading index (an output pixel, in C order) and one column per
+    (i, j, c), plus a column of ones when there is a bias (the GEMM then adds
+    the bias, and the weight-gradient GEMM returns the bias gradient as its
+    last column, for free).
 
     The copy is fast when it moves long contiguous runs. Channels-last rows hold
     runs of kw*C values; with one input channel (a grayscale first layer) that is
-    only kw, so the matrix is then built transposed, where a run is a whole
-    output row of OW values, and handed out as its (F-ordered) transpose.
+    only kw, so the matrix is then built ``transposed`` (the default for C = 1),
+    where a run is a stretch of the last leading axis, and handed out as its
+    (F-ordered) transpose.
     """
-    n, oh, ow, kh, kw, c = windows.shape
-    k = kh * kw * c
+    lead, (kh, kw, c) = windows.shape[:-3], windows.shape[-3:]
+    rows, k = int(np.prod(lead)), kh * kw * c
     width = k + 1 if bias else k
-    if c == 1 and windows.strides[2] == windows.itemsize:
-        cols_t = np.empty((width, n, oh, ow), dtype=windows.dtype)
-        cols_t[:k].reshape(kh, kw, c, n, oh, ow)[...] = windows.transpose(3, 4, 5, 0, 1, 2)
+    if c == 1 if transposed is None else transposed:
+        cols_t = np.empty((width,) + lead, dtype=windows.dtype)
+        axes = tuple(range(len(lead), len(lead) + 3)) + tuple(range(len(lead)))
+        cols_t[:k].reshape((kh, kw, c) + lead)[...] = windows.transpose(axes)
         if bias:
             cols_t[k] = 1
-        return cols_t.reshape(width, n * oh * ow).T
-    cols = np.empty((n * oh * ow, width), dtype=windows.dtype)
-    cols[:, :k].reshape(n, oh, ow, kh, kw, c)[...] = windows
+        return cols_t.reshape(width, rows).T
+    cols = np.empty((rows, width), dtype=windows.dtype)
+    cols[:, :k].reshape(lead + (kh, kw, c))[...] = windows
     if bias:
         cols[:, k] = 1
     return cols
+
+
+def _conv_input(x, w, stride, padding):
+    """Check a convolution's input x (N, C, H, W) against w (O, C, kh, kw) and
+    return its padded channels-last array, the geometry (kh, kw, sh, sw, ph, pw)
+    and the output size (OH, OW)."""
+    sh, sw = _pair(stride)
+    ph, pw = _pair(padding)
+    c, kh, kw = w.shape[1:]
+    if x.ndim != 4 or x.shape[1] != c:
+        raise ValueError(
+            f"conv2d expects input (N, {c}, H, W) for weight {w.shape}, got {x.shape}"
+        )
+    xp = _pad(_nhwc(x), ph, pw)
+    hp, wp = xp.shape[1:3]
+    check_kernel_fits(hp, wp, kh, kw)
+    return xp, (kh, kw, sh, sw, ph, pw), ((hp - kh) // sh + 1, (wp - kw) // sw + 1)
+
+
+def _weight_matrix(w, b):
+    """w (O, C, kh, kw) as (O, kh*kw*C), columns ordered as im2col's, with b as a
+    last column when there is a bias."""
+    o = w.shape[0]
+    wmat = w.transpose(0, 2, 3, 1).reshape(o, -1)
+    if b is None:
+        return wmat
+    return np.concatenate([wmat, b.reshape(o, 1).astype(wmat.dtype, copy=False)], axis=1)
 
 
 class Conv2d(Function):
@@ -119,17 +149,9 @@ class Conv2d(Function):
     def forward(self, x, w, b=None, stride=1, padding=0, crop=None):
         """``crop=(h, w)`` computes only the top-left h x w corner of the output
         (for a pooling layer that never reads the last rows and columns)."""
-        sh, sw = _pair(stride)
-        ph, pw = _pair(padding)
-        o, c, kh, kw = w.shape
-        if x.ndim != 4 or x.shape[1] != c:
-            raise ValueError(
-                f"conv2d expects input (N, {c}, H, W) for weight {w.shape}, got {x.shape}"
-            )
-        xp = _pad(_nhwc(x), ph, pw)
-        n, hp, wp = xp.shape[:3]
-        check_kernel_fits(hp, wp, kh, kw)
-        oh, ow = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+        xp, geometry, (oh, ow) = _conv_input(x, w, stride, padding)
+        kh, kw, sh, sw = geometry[:4]
+        n, o, c = len(xp), w.shape[0], w.shape[1]
         if crop is not None:
             oh, ow = min(oh, crop[0]), min(ow, crop[1])
         s0, s1, s2, s3 = xp.strides
@@ -137,11 +159,10 @@ class Conv2d(Function):
             xp, (n, oh, ow, kh, kw, c), (s0, s1 * sh, s2 * sw, s1, s2, s3), writeable=False)
         # im2col, then one GEMM whose output rows (n, oh, ow) x columns o already
         # are the channels-last result.
-        wmat = w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)  # columns ordered as cols'
-        if b is not None:
-            wmat = np.concatenate([wmat, b.reshape(o, 1).astype(wmat.dtype, copy=False)], axis=1)
+        wmat = _weight_matrix(w, b)
         if self.needs_input_grad[1] or b is not None and self.needs_input_grad[2]:
-            self.cols = _im2col(windows, bias=b is not None)  # kept for the weight gradient
+            # Kept for the weight gradient.
+            self.cols = _im2col(windows, b is not None, transposed=c == 1 and sw == 1)
             out = self.cols @ wmat.T
         else:
             # Nothing to keep (evaluation, frozen weights): build the matrix a
@@ -151,10 +172,10 @@ class Conv2d(Function):
             step = max(1, _COLS_CHUNK_BYTES // (oh * ow * wmat.shape[1] * xp.itemsize))
             for start in range(0, n, step):
                 rows = slice(start * oh * ow, min(start + step, n) * oh * ow)
-                cols = _im2col(windows[start:start + step], bias=b is not None)
+                cols = _im2col(windows[start:start + step], b is not None,
+                               transposed=c == 1 and sw == 1)
                 np.matmul(cols, wmat.T, out=out[rows])
-        self.w, self.padded_shape = w, xp.shape
-        self.geometry = (kh, kw, sh, sw, ph, pw)
+        self.w, self.padded_shape, self.geometry = w, xp.shape, geometry
         return _nchw(out.reshape(n, oh, ow, o))
 
     def backward(self, g):
@@ -411,18 +432,10 @@ class ConvReLUAvgPool2d(Function):
     def forward(self, x, w, b=None, stride=1, padding=0, pool=2, out_size=None):
         """``out_size=(h, w)`` computes only the top-left h x w corner of the
         pooled output (for a next layer that never reads the rest)."""
-        sh, sw = _pair(stride)
-        ph, pw = _pair(padding)
+        xp, geometry, (oh, ow) = _conv_input(x, w, stride, padding)
+        kh, kw, sh, sw = geometry[:4]
         qh, qw = _pair(pool)
-        o, c, kh, kw = w.shape
-        if x.ndim != 4 or x.shape[1] != c:
-            raise ValueError(
-                f"conv2d expects input (N, {c}, H, W) for weight {w.shape}, got {x.shape}"
-            )
-        xp = _pad(_nhwc(x), ph, pw)
-        n, hp, wp = xp.shape[:3]
-        check_kernel_fits(hp, wp, kh, kw)
-        oh, ow = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+        n, o, c = len(xp), w.shape[0], w.shape[1]
         poh, pow_ = oh // qh, ow // qw
         if poh < 1 or pow_ < 1:
             raise ValueError(f"avg_pool2d window {(qh, qw)} is larger than its input {(oh, ow)}")
@@ -436,16 +449,13 @@ class ConvReLUAvgPool2d(Function):
         # Kept for backward; under no_grad built a group of samples at a time
         # instead (a whole 256-image batch's would be 6 MB for a first layer).
         self.windows = windows
-        self.cols = _im2col_rows(windows, bias=b is not None) if True in self.needs_input_grad \
-            else None
-        wmat = w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)
-        if b is not None:
-            wmat = np.concatenate([wmat, b.reshape(o, 1).astype(wmat.dtype, copy=False)], axis=1)
+        self.cols = _im2col(windows, b is not None) if True in self.needs_input_grad else None
+        wmat = _weight_matrix(w, b)
         # C order: OpenBLAS runs these small GEMMs twice as fast as with the
         # transposed (F-ordered) view.
         self.wmat_t = np.multiply(wmat.T, 1.0 / (qh * qw), dtype=wmat.dtype, order="C")
         self.w, self.padded_shape, self.has_bias = w, xp.shape, b is not None
-        self.geometry = (kh, kw, sh, sw, ph, pw, qh, qw, poh, pow_)
+        self.geometry = geometry + (qh, qw, poh, pow_)
         out = np.empty((n, poh, pow_, o), dtype=np.result_type(xp, wmat))
         flat = out.reshape(n, -1)
         zeros = None
@@ -478,7 +488,7 @@ class ConvReLUAvgPool2d(Function):
             if self.cols is not None:
                 cols = self.cols
             else:
-                cols = _im2col_rows(self.windows[first:first + group], bias=self.has_bias)
+                cols = _im2col(self.windows[first:first + group], self.has_bias)
             for start in range(first, min(first + group, n), step):
                 stop = min(start + step, n)
                 part = cols[(start - first) * rows:(stop - first) * rows]
@@ -525,8 +535,8 @@ class ConvReLUAvgPool2d(Function):
     def _add_input_grad(self, gx, gpre):
         """col2im of one chunk: each window offset's rows add onto the input cells they read."""
         kh, kw, sh, sw, _, _, qh, qw, poh, pow_ = self.geometry
-        o, c = self.w.shape[:2]
-        wmat = self.w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)
+        c = self.w.shape[1]
+        wmat = _weight_matrix(self.w, None)
         parts = (gpre @ wmat).reshape(len(gx), qh, qw, poh, pow_, kh, kw, c)
         for a in range(qh):
             for b in range(qw):
@@ -535,25 +545,3 @@ class ConvReLUAvgPool2d(Function):
                         y0, x0 = a * sh + i, b * sw + j
                         gx[:, y0:y0 + (poh - 1) * qh * sh + 1:qh * sh,
                            x0:x0 + (pow_ - 1) * qw * sw + 1:qw * sw] += parts[:, a, b, :, :, i, j]
-
-
-def _im2col_rows(windows, bias):
-    """The GEMM operand of a (..., kh, kw, C) window view with any leading axes:
-    one row per leading index (in C order) and one column per (i, j, c), plus a
-    column of ones for the bias. With one input channel it is built transposed
-    and handed out as its F-ordered transpose, as in ``_im2col``."""
-    lead, (kh, kw, c) = windows.shape[:-3], windows.shape[-3:]
-    rows, k = int(np.prod(lead)), kh * kw * c
-    width = k + 1 if bias else k
-    if c == 1:
-        cols_t = np.empty((width,) + lead, dtype=windows.dtype)
-        axes = tuple(range(len(lead), len(lead) + 3)) + tuple(range(len(lead)))
-        cols_t[:k].reshape((kh, kw, c) + lead)[...] = windows.transpose(axes)
-        if bias:
-            cols_t[k] = 1
-        return cols_t.reshape(width, rows).T
-    cols = np.empty((rows, width), dtype=windows.dtype)
-    cols[:, :k].reshape(lead + (kh, kw, c))[...] = windows
-    if bias:
-        cols[:, k] = 1
-    return cols
