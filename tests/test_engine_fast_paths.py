@@ -472,3 +472,17 @@ def test_too_small_inputs_get_pytorchs_errors(in_channels):
         run(Tensor(rand(1, in_channels, 3, 3)))  # a 1 x 1 output for a 2 x 2 window
     with pytest.raises(ValueError, match="Kernel size can't be greater"):
         mn.Conv2d(in_channels, 4, 3)(Tensor(rand(1, in_channels, 2, 5)))
+
+
+@pytest.mark.parametrize("cin", [1, 8])  # the chunked node; the cropped Conv2d + ReLUAvgPool2d
+def test_fused_conv_relu_avg_pool_second_backward_with_retain_graph(cin, monkeypatch):
+    monkeypatch.setattr(conv, "_FUSED_CHUNK_BYTES", 1024)
+    layer = mn.Conv2d(cin, 4, 3)
+    x = Tensor(rand(3, cin, 11, 11), requires_grad=True)
+    y = F.conv_relu_avg_pool2d(x, layer.weight, layer.bias)
+    loss = (y * Tensor(rand(*y.shape, seed=4))).sum()
+    loss.backward(retain_graph=True)
+    first = [t.grad.data.copy() for t in (x, layer.weight, layer.bias)]
+    loss.backward()  # accumulates: twice the first gradients
+    for t, want in zip((x, layer.weight, layer.bias), first):
+        np.testing.assert_allclose(t.grad.data, 2 * want, rtol=1e-6)
