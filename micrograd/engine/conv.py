@@ -62,6 +62,11 @@ def _pad(x, ph, pw, value=0.0):
     return out
 
 
+def conv_output_size(size, kernel, stride=1, padding=0):
+    """Output length of a convolution (or pooling) along one axis of ``size``."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
 def check_kernel_fits(hp, wp, kh, kw):
     """PyTorch's error for a convolution kernel larger than its padded input."""
     if hp < kh or wp < kw:
@@ -128,7 +133,8 @@ def _conv_input(x, w, stride, padding):
     xp = _pad(_nhwc(x), ph, pw)
     hp, wp = xp.shape[1:3]
     check_kernel_fits(hp, wp, kh, kw)
-    return xp, (kh, kw, sh, sw, ph, pw), ((hp - kh) // sh + 1, (wp - kw) // sw + 1)
+    out_size = conv_output_size(hp, kh, sh), conv_output_size(wp, kw, sw)
+    return xp, (kh, kw, sh, sw, ph, pw), out_size
 
 
 def _weight_matrix(w, b):

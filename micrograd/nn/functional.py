@@ -133,9 +133,9 @@ def conv_relu_avg_pool2d(input, weight, bias=None, stride=1, padding=0, pool_siz
         if c * kh * kw <= RECOMPUTE_MAX_COLUMNS:
             return _conv.ConvReLUAvgPool2d.apply(x, *params, stride=stride, padding=padding,
                                                  pool=pool, out_size=output_size)
-        h, w = x.shape[2] + 2 * padding[0], x.shape[3] + 2 * padding[1]
-        _conv.check_kernel_fits(h, w, kh, kw)
-        conv_h, conv_w = (h - kh) // stride[0] + 1, (w - kw) // stride[1] + 1
+        _conv.check_kernel_fits(x.shape[2] + 2 * padding[0], x.shape[3] + 2 * padding[1], kh, kw)
+        conv_h, conv_w = (_conv.conv_output_size(x.shape[2 + i], (kh, kw)[i], stride[i], padding[i])
+                          for i in (0, 1))
         out_h, out_w = conv_h // pool[0], conv_w // pool[1]
         if out_h < 1 or out_w < 1:
             raise ValueError(f"avg_pool2d window {pool} is larger than its input "

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from micrograd.engine.conv import conv_output_size
+
 from . import functional as F
 from .activation import ReLU
 from .conv import Conv2d
@@ -142,11 +144,11 @@ def _rows_read_by_next_run(shape, conv, pool, run):
     read = []
     for axis in (0, 1):
         # This run's output size, then the next run's covered convolution output.
-        out = ((size[axis] + 2 * conv.padding[axis] - kernel[axis]) // conv.stride[axis] + 1
-               ) // pool_k[axis]
+        out = conv_output_size(size[axis], kernel[axis], conv.stride[axis],
+                               conv.padding[axis]) // pool_k[axis]
         nxt_kernel, nxt_stride = run[0].kernel_size[axis], run[0].stride[axis]
         nxt_pool = F._pair(run[2].kernel_size, "kernel_size")[axis]
-        covered = ((out - nxt_kernel) // nxt_stride + 1) // nxt_pool * nxt_pool
+        covered = conv_output_size(out, nxt_kernel, nxt_stride) // nxt_pool * nxt_pool
         if covered < 1:
             return None  # the next run will report its own error
         read.append(min(out, (covered - 1) * nxt_stride + nxt_kernel))
