@@ -434,13 +434,16 @@ class _Loop:
             # than that, so save on a clock (or every N epochs) and always at the end.
             due = (epoch % cfg.checkpoint_every == 0 if cfg.checkpoint_every
                    else time.perf_counter() - self.last_save >= AUTOSAVE_SECONDS)
-            if due or last or caught:
+            saved = bool(due or last or caught)
+            if saved:
                 self.save(snapshot or checkpoint_state(run, s, loader))
             reporter.epoch(row)
             if last:
                 break
             if caught:
-                self._interrupt(caught, saved=True)
+                # A signal that came after the decision above (while saving best.npz,
+                # or reporting) has not been saved for yet.
+                self._interrupt(caught, saved=saved)
 
 
 def _metric_columns(pipeline: Pipeline, has_val: bool) -> list[str]:

@@ -190,3 +190,20 @@ def test_repeated_ctrl_c_exits_130_and_leaves_only_whole_files(tmp_path, epochs)
     for name in ("checkpoint.npz", "best.npz"):
         load_checkpoint(tmp_path / "cut" / name)  # whichever write was cut, these are whole
     assert not [p for p in (tmp_path / "cut").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_signal_after_the_epoch_end_save_decision_still_saves(tmp_path):
+    """SIGINT while the epoch's row is reported, with no checkpoint due that epoch:
+    the run stops there and checkpoint.npz holds that epoch (it used to claim a save
+    it had not made, leaving no checkpoint at all)."""
+
+    class SignalAtEpochEnd(Reporter):
+        def epoch(self, row):
+            if row["epoch"] == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(TrainingInterrupted) as info:
+        train(config(tmp_path / "run", checkpoint_every=1000), reporter=SignalAtEpochEnd())
+    exc = info.value
+    assert exc.saved and "the end of epoch 2" in str(exc)
+    assert load_checkpoint(exc.checkpoint)[0]["epoch"] == 2
