@@ -84,7 +84,7 @@ def _errors():
     """Turn the library's exceptions into one-paragraph messages and exit codes."""
     from micrograd.checkpoint import CheckpointError
     from micrograd.config.loader import ConfigError
-    from micrograd.data.pipeline import PipelineError
+    from micrograd.data.pipeline import DataError, PipelineError
     from micrograd.train import TrainingDiverged
 
     try:
@@ -101,6 +101,8 @@ def _errors():
             raise
         if isinstance(exc, ConfigError):
             _fail(str(exc), EXIT_INPUT)
+        if isinstance(exc, DataError):
+            _fail(str(exc), EXIT_DATA)
         if isinstance(exc, PipelineError):
             _fail(str(exc), EXIT_INPUT)
         if isinstance(exc, TrainingDiverged):

@@ -29,6 +29,15 @@ class PipelineError(ValueError):
     """Raw input that does not fit a pipeline; the message says what was expected."""
 
 
+class DataError(PipelineError):
+    """A data or input file that is missing, unreadable or holds unusable values.
+
+    The message names the file (and the line and column where there is one). The
+    CLI exits 1 for it, as for an unreadable checkpoint; a ``PipelineError``
+    about a value typed on the command line exits 2.
+    """
+
+
 class Pipeline:
     """Base class of fitted preprocessing pipelines.
 
