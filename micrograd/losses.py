@@ -211,6 +211,13 @@ def _class_cross_entropy(input, target, weight, ignore_index, reduction):
         sample_weight = keep.astype(input.dtype)
     if kept.size != target.size:
         target = np.where(keep, target, 0)
+    if reduction == "mean" and kept.size == 0:
+        # Every target is ignored: the mean is 0/0, NaN as in PyTorch, but no
+        # sample contributes, so the gradient must be exactly 0. The fused node
+        # would divide its gradient by the zero total as well; take the
+        # all-zero-weight sum (gradient 0) and add the NaN as a constant.
+        total = CrossEntropy.apply(input, target=target, weight=sample_weight, reduction="sum")
+        return total + Tensor._wrap(np.array(np.nan, dtype=input.dtype))
     return CrossEntropy.apply(input, target=target, weight=sample_weight, reduction=reduction)
 
 

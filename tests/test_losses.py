@@ -342,3 +342,46 @@ def test_invalid_reduction_is_rejected():
 def test_losses_print_like_torch_modules():
     assert repr(MSELoss()) == "MSELoss(reduction='mean')"
     assert repr(CrossEntropyLoss(reduction="sum")) == "CrossEntropyLoss(reduction='sum')"
+
+
+# ------------------------------------------- every target ignored (issue 10)
+
+ALL_IGNORED = np.full(N, -1)
+
+
+@pytest.mark.parametrize("weight", [None, CLASS_WEIGHT], ids=["unweighted", "weighted"])
+def test_cross_entropy_all_ignored_has_nan_loss_and_zero_gradient(weight):
+    # 'mean' divides by a total weight of 0: the loss is 0/0, as in PyTorch,
+    # but no sample contributes, so the gradient is exactly 0, not NaN.
+    x = f64(LOGITS, requires_grad=True)
+    loss = CrossEntropyLoss(weight=weight, ignore_index=-1)(x, ALL_IGNORED)
+    loss.backward()
+    assert np.isnan(loss.item())
+    assert np.array_equal(x.grad.data, np.zeros_like(LOGITS))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("weight", [None, CLASS_WEIGHT], ids=["unweighted", "weighted"])
+def test_cross_entropy_all_ignored_matches_torch(reduction, weight):
+    torch = pytest.importorskip("torch")
+    compare_with_torch(
+        CrossEntropyLoss(weight=weight, ignore_index=-1, reduction=reduction),
+        torch.nn.CrossEntropyLoss(weight=None if weight is None else torch.tensor(weight),
+                                  ignore_index=-1, reduction=reduction),
+        LOGITS, ALL_IGNORED, torch.tensor(ALL_IGNORED))
+    spatial = rng(10).standard_normal((2, C, 3))
+    ignored = np.full((2, 3), -1)
+    compare_with_torch(CrossEntropyLoss(ignore_index=-1, reduction=reduction),
+                       torch.nn.CrossEntropyLoss(ignore_index=-1, reduction=reduction),
+                       spatial, ignored, torch.tensor(ignored))
+
+
+def test_cross_entropy_zero_total_weight_stays_nan_like_torch():
+    # Samples that count but whose class weights are all 0: PyTorch's gradient
+    # is NaN here (0/0 per element), and so is ours; only ignored samples get 0.
+    torch = pytest.importorskip("torch")
+    weight = np.array([0.0, 0.0, 1.0, 1.0])
+    target = np.array([0, 1, 0, 1, 0])
+    compare_with_torch(CrossEntropyLoss(weight=weight),
+                       torch.nn.CrossEntropyLoss(weight=torch.tensor(weight)),
+                       LOGITS, target, torch.tensor(target))
