@@ -9,7 +9,13 @@ Trains 2 epochs on 8,000 digits of the real MNIST test set and reports the
 accuracy on 2,000 held-out digits of it:
 
     python examples/mnist_cnn.py [MNIST_FOLDER]   # default ../shared/data/mnist-t10k
+
+The folder holds t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz]
+(gzip or raw); it is the argument, else the MNIST_FOLDER environment variable,
+else the development copy in ../shared. Missing or damaged files print one
+line saying so and exit 1.
 """
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,9 +24,35 @@ import numpy as np
 
 import micrograd.nn as mn
 import micrograd.tensor as mt
-from micrograd.data.idx import read_idx
+from micrograd.data.images import FILES, find_idx_file, read_split
+from micrograd.data.pipeline import DataError
 
 DEFAULT_FOLDER = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-t10k"
+
+
+def data_folder(argv=()):
+    """The MNIST folder: the first argument, else $MNIST_FOLDER, else DEFAULT_FOLDER."""
+    return Path(argv[0] if argv else os.environ.get("MNIST_FOLDER") or DEFAULT_FOLDER)
+
+
+def read_digits(folder):
+    """(images uint8 (N, 28, 28), labels int64) of the t10k files in ``folder``.
+
+    Raises DataError with one line saying where the files are expected and how
+    to provide them when they are missing, or naming a damaged file.
+    """
+    folder = Path(folder)
+    missing = [s for s in FILES["test"] if find_idx_file(folder, s) is None]
+    if missing:
+        where = "does not exist" if not folder.is_dir() else "lacks " + ", ".join(
+            m + "[.gz]" for m in missing)
+        raise DataError(
+            f"MNIST folder {folder} {where}: expected t10k-images-idx3-ubyte.gz and "
+            f"t10k-labels-idx1-ubyte.gz (gzip or raw) there. Pass a folder holding them "
+            f"(python examples/mnist_cnn.py FOLDER or MNIST_FOLDER=FOLDER), or place them in "
+            f"the default ../shared/data/mnist-t10k ({DEFAULT_FOLDER})"
+        )
+    return read_split(folder, "test", "mnist")
 
 
 def build_model():
@@ -68,13 +100,16 @@ def train(images, labels, test_images, test_labels, epochs=2, batch_size=64, lr=
 
 
 def main(folder=DEFAULT_FOLDER):
-    folder = Path(folder)
-    images = normalise(read_idx(folder / "t10k-images-idx3-ubyte.gz"))
-    labels = read_idx(folder / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
+    images, labels = read_digits(folder)
+    images = normalise(images)
     accuracy = train(images[:8000], labels[:8000], images[8000:], labels[8000:])
     print(f"test accuracy on 2,000 held-out digits: {accuracy:.2%}")
     return accuracy
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    try:
+        main(data_folder(sys.argv[1:]))
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -102,23 +102,90 @@ def _download(root: Path, name: str):
     return True
 
 
+class IDXFilesMissing(IDXError, FileNotFoundError):
+    """The IDX folder or some of its files are missing; the message says what to place where.
+
+    A ``DataError`` (the CLI exits 1) and, as before, a ``FileNotFoundError``.
+    """
+
+
+DISPLAY_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
+
+
+def _missing(root: Path, name: str, split: str, missing, download: bool) -> IDXFilesMissing:
+    files = ", ".join(m + "[.gz]" for m in missing)
+    if not root.exists():
+        where = f"{name} data folder {root} does not exist (expected the IDX files {files} in it)"
+    elif not root.is_dir():
+        where = (f"{name} data folder {root} is a file, not a folder (expected the IDX files "
+                 f"{files} in it)")
+    else:
+        where = f"{name} {split} files not found in {root}: missing {files}"
+    return IDXFilesMissing(
+        f"{where}. Place the IDX files (gzip or raw) in that folder"
+        + (", or set download: true with the `vision` extra installed "
+           "(pip install 'micrograd-trainer[vision]') and network access." if not download else
+           "; download through torchvision failed or torchvision is not installed "
+           "(pip install 'micrograd-trainer[vision]').")
+    )
+
+
+def _value(v) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{float(v):g}"
+
+
+def check_labels(labels: np.ndarray, path: Path, name: str = "mnist") -> np.ndarray:
+    """Labels as int64 after checking they are whole numbers and, for MNIST and
+    Fashion-MNIST, class indices 0..9; a DataError names the file, the first bad
+    label and its item index."""
+    path = Path(path)
+    if labels.dtype.kind == "f":
+        bad = ~np.isfinite(labels) | (labels != np.round(labels))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise IDXError(f"label {_value(labels[i]) if np.isfinite(labels[i]) else labels[i]} "
+                           f"at item {i} of {path}: labels must be whole numbers "
+                           f"(class indices), this one is not an integer")
+    labels = labels.astype(np.int64)
+    classes = CLASS_NAMES.get(name)
+    high = None if classes is None else len(classes) - 1
+    bad = (labels < 0) if high is None else (labels < 0) | (labels > high)
+    if bad.any():
+        i = int(np.argmax(bad))
+        rule = ("labels are class indices 0, 1, 2, ..." if high is None else
+                f"{DISPLAY_NAMES.get(name, name)} labels are 0..{high}")
+        raise IDXError(f"label {labels[i]} at item {i} of {path}: {rule}")
+    return labels
+
+
+def check_images(images: np.ndarray, path: Path) -> np.ndarray:
+    """Float images must hold finite pixels; a DataError names the file and the first bad item."""
+    if images.dtype.kind == "f" and images.size:
+        finite = np.isfinite(images)
+        if not finite.all():
+            i = int(np.argmin(finite.reshape(len(images), -1).all(axis=1)))
+            r, c = (int(v) for v in np.argwhere(~finite[i])[0])
+            what = "NaN" if np.isnan(images[i, r, c]) else "infinite"
+            raise IDXError(f"{path}: item {i} has a {what} pixel (row {r}, column {c}); image "
+                           f"pixels must be finite numbers")
+    return images
+
+
 def read_split(root, split="train", name="mnist", download=False):
-    """(images uint8 (N, H, W), labels int64 (N,)) of one split of an IDX folder."""
+    """(images (N, H, W) as stored, labels int64 (N,)) of one split of an IDX folder.
+
+    Raises ``IDXFilesMissing`` (a ``DataError`` and ``FileNotFoundError``) when
+    the folder or a file is missing, and ``IDXError`` naming the file when a
+    file is damaged, image and label counts differ, a float image holds NaN or
+    infinity, or a label is not a class index (0..9 for MNIST and Fashion-MNIST).
+    """
     root = Path(root)
     stems = FILES[split]
     paths = [find_idx_file(root, s) for s in stems]
     if None in paths and download and _download(root, name):
         paths = [find_idx_file(root, s) for s in stems]
     if None in paths:
-        missing = [s for s, p in zip(stems, paths) if p is None]
-        raise FileNotFoundError(
-            f"{name} {split} files not found in {root}: missing {', '.join(m + '[.gz]' for m in missing)}. "
-            f"Place the IDX files (gzip or raw) in that folder"
-            + (", or set download: true with the `vision` extra installed "
-               "(pip install 'micrograd-trainer[vision]') and network access." if not download else
-               "; download through torchvision failed or torchvision is not installed "
-               "(pip install 'micrograd-trainer[vision]').")
-        )
+        raise _missing(root, name, split, [s for s, p in zip(stems, paths) if p is None], download)
     images, labels = read_idx(paths[0]), read_idx(paths[1])
     if images.ndim != 3:
         raise IDXError(f"{paths[0]}: expected images of shape (N, H, W), got {images.shape}")
@@ -127,7 +194,9 @@ def read_split(root, split="train", name="mnist", download=False):
             f"{paths[1]}: {labels.shape[0] if labels.ndim else 0} labels for "
             f"{len(images)} images in {paths[0].name}"
         )
-    return images, labels.astype(np.int64)
+    if not len(images):
+        raise IDXError(f"{paths[0]}: holds no images (expected at least one)")
+    return check_images(images, paths[0]), check_labels(labels, paths[1], name)
 
 
 def load_idx_images(root, *, name="mnist", mean=0.5, std=0.5, splits=(0.9, 0.1, 0.0),

@@ -27,15 +27,21 @@ from typing import Any
 
 import numpy as np
 
-from .pipeline import Pipeline, PipelineError, Splits
+from .pipeline import DataError, Pipeline, PipelineError, Splits
 from .splits import split_indices
 
 _TOKEN = re.compile(r"\w+(?:'\w+)*|[^\w\s]")
 _VECTORIZERS = ("bow", "binary", "tfidf")
 
 
-class TextFormatError(PipelineError):
-    """A line of a text dataset that is not ``sentence<delimiter>label``; names file and line."""
+class TextFormatError(DataError):
+    """A text dataset file that cannot be used: missing, unreadable, not UTF-8, empty, or
+    with a line that is not ``sentence<delimiter>label``. The message names the file
+    (and the line). A ``DataError``: the CLI exits 1."""
+
+
+class TextFileMissing(TextFormatError, FileNotFoundError):
+    """A text data file that does not exist (also a ``FileNotFoundError``, as before)."""
 
 
 def tokenize(sentence: str, lowercase: bool = True) -> list[str]:
@@ -211,16 +217,54 @@ def _is_int(s: str) -> bool:
     return True
 
 
+def _lines(text: str) -> list[str]:
+    """The text's lines, ended by \\n, \\r\\n or \\r only: unlike str.splitlines, a form
+    feed, vertical tab or U+2028 inside a sentence does not end its line."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def _read_text(path: Path, layout: str) -> str:
+    """The file's text; a TextFormatError naming the file (and line) when it is
+    missing, a directory, unreadable or not UTF-8."""
+    expected = f"expected a text file of '{layout}' lines"
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise TextFileMissing(f"text data file not found: {path} ({expected})") from None
+    except IsADirectoryError:
+        raise TextFormatError(f"{path} is a directory, not a text data file ({expected})"
+                              ) from None
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise TextFormatError(f"{path}: cannot be read ({reason}; {expected})") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = _lines(raw[:exc.start].decode("utf-8", "replace"))
+        lineno, column = len(before), len(before[-1]) + 1
+        raise TextFormatError(
+            f"{path}, line {lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
+            f"{column}: {exc.reason}); save the file as UTF-8"
+        ) from None
+
+
 def _read_lines(paths, delimiter, has_header, text_column, label_column):
-    """Every non-blank line as (path, lineno, sentence, label, problem); problem is None if fine."""
+    """Every non-blank line as (path, lineno, sentence, label, problem); problem is None if fine.
+
+    Raises TextFormatError naming the file when one is missing, unreadable, not
+    UTF-8 (with the line) or holds no lines of data.
+    """
     records = []
     need = max(text_column, label_column) + 1
+    layout = _layout(delimiter, text_column, label_column)
     for path in paths:
-        try:
-            with open(path, encoding="utf-8") as fh:
-                lines = fh.read().splitlines()
-        except UnicodeDecodeError as exc:
-            raise TextFormatError(f"{path}: not UTF-8 text ({exc})") from None
+        path = Path(path)
+        lines = _lines(_read_text(path, layout))
+        body = lines[1:] if has_header else lines
+        if not any(line.strip() for line in body):
+            header_only = has_header and lines and lines[0].strip()
+            what = "has a header line but no data lines" if header_only else "is empty"
+            raise TextFormatError(f"{path} {what} (expected lines of '{layout}')")
         for lineno, line in enumerate(lines, start=1):
             if (has_header and lineno == 1) or not line.strip():
                 continue
@@ -287,8 +331,11 @@ def load_text(paths, *, delimiter="\t", has_header=False, text_column=0, label_c
         'skipped_lines'.
 
     Raises:
-        TextFormatError: a line without a label (or an empty / unexpected one),
-            naming the file and 1-based line number, unless ``skip_bad_lines``.
+        TextFormatError: (a ``DataError``) a line without a label (or an empty /
+            unexpected one), naming the file and 1-based line number, unless
+            ``skip_bad_lines``; a file that is missing (``TextFileMissing``, also
+            a ``FileNotFoundError``), a directory, unreadable, not UTF-8 or
+            empty; or no usable line at all.
 
     Example::
 
@@ -321,14 +368,18 @@ def load_text(paths, *, delimiter="\t", has_header=False, text_column=0, label_c
             f"{path}, line {lineno}: expected '{layout}' ({problem}); a sentence broken across "
             "lines or a missing label? Fix the file or pass skip_bad_lines=True"
         )
+    good = [r for r in records if r[4] is None]
+    if not good:
+        path, lineno, _, _, problem = bad[0]
+        raise TextFormatError(
+            f"no labelled sentences in {', '.join(map(str, paths))}: all {len(bad)} line(s) are "
+            f"malformed, the first at {path}, line {lineno} ({problem}); expected '{layout}'"
+        )
     if bad:
         where = ", ".join(f"{p.name}:{n}" for p, n, *_ in bad[:5])
         more = ", ..." if len(bad) > 5 else ""
         warnings.warn(f"skipped {len(bad)} malformed line(s) not of the form '{layout}' "
                       f"(at {where}{more})", stacklevel=2)
-    good = [r for r in records if r[4] is None]
-    if not good:
-        raise TextFormatError(f"no labelled sentences in {', '.join(map(str, paths))}")
 
     sentences = [r[2] for r in good]
     raw_labels = [r[3] for r in good]
