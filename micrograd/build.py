@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 import micrograd.nn as mn
 from micrograd import losses, optim
 from micrograd.config.loader import ConfigError
@@ -89,7 +91,13 @@ def build_model(config: Config, input_shape=None,
     checked before anything is allocated (a stored config read from a
     checkpoint must not make us allocate more than the checkpoint holds).
     """
-    shape = tuple(config.model.input_shape or input_shape or ())
+    given, arriving = tuple(config.model.input_shape or ()), tuple(input_shape or ())
+    if given and arriving and given != arriving:
+        raise ModelConfigError(
+            f"model.input_shape: the config gives {_fmt(given)}, but the data produces inputs "
+            f"of shape {_fmt(arriving)}; remove input_shape to have it inferred"
+        )
+    shape = given or arriving
     if not shape:
         raise ModelConfigError(
             "model.input_shape: the data does not imply an input shape; give one, "
@@ -154,6 +162,13 @@ def _plan_layer(spec, shape, where):
     if t in ("softmax", "log_softmax"):
         cls = mn.Softmax if t == "softmax" else mn.LogSoftmax
         # dims count from the sample, as in a config nobody writes the batch axis
+        # (so -len(shape) is the first sample dim: one further would be the batch)
+        if not -len(shape) <= spec.dim < len(shape):
+            raise ModelConfigError(
+                f"{where}: dim {spec.dim} is out of range for the input arriving there, of "
+                f"shape {_fmt(shape)}; use 0 to {len(shape) - 1} or -1 to -{len(shape)} "
+                "(dims count from the sample, without the batch axis)"
+            )
         return lambda: cls(dim=spec.dim if spec.dim < 0 else spec.dim + 1), shape, 0
     if t == "dropout":
         return lambda: mn.Dropout(spec.p), shape, 0
@@ -196,13 +211,26 @@ def _check_positive(where, out, shape):
         )
 
 
+CLASSIFICATION_LOSSES = ("cross_entropy", "bce", "bce_with_logits")
+
+
 def check_output(config: Config, rows: list[LayerRow], splits: Splits) -> None:
-    """The last layer's width must fit the task: C classes or 1 regression value."""
+    """The target must fit the task (two classes at least), the loss the task, and
+    the last layer's width the task: C classes or 1 regression value."""
     out = rows[-1].output_shape
     pipeline = splits.pipeline
     last = f"model.layers.{len(rows) - 1} ({rows[-1].type})"
+    loss = config.loss.type
+    csv = config.data.type == "csv"
     if pipeline.task == "classification":
         n = len(pipeline.class_names or [])
+        _check_classes(pipeline, splits.y_train, csv)
+        if loss not in CLASSIFICATION_LOSSES:
+            raise ModelConfigError(
+                f"loss: {loss} is a regression loss, but the target is classification "
+                f"({n} classes); use cross_entropy"
+                + (", or set data.task: regression" if csv else "")
+            )
         ok = out in ((n,), (1,)) if n == 2 else out == (n,)
         if not ok:
             raise ModelConfigError(
@@ -210,11 +238,38 @@ def check_output(config: Config, rows: list[LayerRow], splits: Splits) -> None:
                 f"{n} classes; the last layer should output {n}"
                 + (" (or 1 probability/logit for two classes)" if n == 2 else "")
             )
-    elif out != (1,):
+        return
+    if loss in CLASSIFICATION_LOSSES:
+        raise ModelConfigError(
+            f"loss: {loss} is a classification loss, but the target is a regression target "
+            "(numbers); use mse or l1" + (", or set data.task: classification" if csv else "")
+        )
+    if out != (1,):
         raise ModelConfigError(
             f"{last}: the model outputs {_fmt(out)} values per sample; a regression target "
             f"needs 1"
         )
+
+
+def _check_classes(pipeline, y_train, csv: bool) -> None:
+    """Classification needs two classes in the training data; one would train a
+    model that can only ever answer it (and later crash on the 1-column output)."""
+    names = list(pipeline.class_names or [])
+    present = [names[i] if 0 <= i < len(names) else str(i)
+               for i in np.unique(np.asarray(y_train)).tolist()]
+    if len(names) >= 2 and len(present) >= 2:
+        return
+    target = getattr(pipeline, "target", None)
+    key = "data.target" if csv else "data"
+    found = ", ".join(repr(c) for c in present[:5]) or "none"
+    plural = "class" if len(present) == 1 else "classes"
+    raise ModelConfigError(
+        f"{key}: the target{f' {target!r}' if target else ''} has only {len(present)} "
+        f"{plural} ({found}) in the training data"
+        + (f" (of {len(names)} in the data)" if len(names) > len(present) else "")
+        + "; classification needs at least 2 classes — check the target column"
+        + (", or set data.task: regression" if csv else "")
+    )
 
 
 # ---------------------------------------------------- loss and optimiser

@@ -7,6 +7,7 @@ suggestion for unknown keys, so that the CLI can print it and exit 2.
 from __future__ import annotations
 
 import difflib
+import re
 import typing
 from pathlib import Path
 from typing import Any
@@ -26,20 +27,177 @@ class ConfigError(ValueError):
     """A config that cannot be used; the message says what, where, and what was expected."""
 
 
+#: A config is a page of YAML; a bigger file is the wrong file, and is refused
+#: before parsing.
+MAX_CONFIG_BYTES = 1_000_000
+#: Values the document may hold once its aliases (*name) are expanded. A real
+#: config holds a few hundred; a few hundred bytes of nested aliases ("billion
+#: laughs") expand to billions, which validation would walk one by one.
+MAX_EXPANDED_VALUES = 100_000
+#: Echoed values and keys are cut to this many characters, and a message lists
+#: at most MAX_PROBLEMS problems: an error stays one readable paragraph.
+MAX_ECHO = 80
+MAX_PROBLEMS = 20
+
+
 # ------------------------------------------------------------------ loading
 
 
-def _yaml_tree(text: str, source: str):
-    """Parse YAML into (plain data, node tree) — the nodes carry line numbers."""
+class ConfigLoader(yaml.SafeLoader):
+    """SafeLoader that reads numbers as YAML 1.2 does.
+
+    PyYAML implements YAML 1.1, whose float pattern needs a dot, so ``1e-3``
+    was the string '1e-3' (and strict validation then refused it), and whose
+    integers hold surprises: ``010`` is octal 8, ``1_000`` and ``1:30`` are
+    numbers. YAML 1.2 (the JSON-compatible core schema) reads ``1e-3``,
+    ``.5e-2`` and ``010`` (ten) as numbers and the others as strings, which
+    validation refuses with a message rather than taking another value.
+    Quoted scalars stay strings either way.
+    """
+
+
+_INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT, _FLOAT)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+# Integers are tried first: the float pattern matches them too.
+ConfigLoader.add_implicit_resolver(
+    _INT, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
+ConfigLoader.add_implicit_resolver(
+    _FLOAT,
+    re.compile(r"""^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?
+                   |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def _construct_int(loader, node):
+    text = loader.construct_scalar(node)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{source}{where}: malformed YAML: {problem}.") from None
-    return data, node
+        if text[:2] in ("0o", "0x"):
+            return int(text[2:], 8 if text[1] == "o" else 16)
+        return int(text)  # decimal, also with leading zeros: 010 is ten
+    except ValueError:  # an explicit !!int tag on a non-number, or thousands of digits
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{_short(text)} is not a usable integer", node.start_mark) from None
+
+
+ConfigLoader.add_constructor(_INT, _construct_int)
+
+
+def _short(text: str, limit=MAX_ECHO) -> str:
+    """``text`` cut to ``limit`` characters, with an ellipsis where it was cut."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _read_config(path: Path) -> str:
+    """The config file's text; ConfigError for a folder, a huge file or non-UTF-8 bytes."""
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder, not a config file (expected a YAML file).")
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist (expected a YAML file).")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}.") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: the file is over {MAX_CONFIG_BYTES // 1_000_000} MB; a "
+                          "config is a few KB of YAML (is this the right file?).")
+    try:
+        return raw.decode("utf-8-sig")  # a byte-order mark, as some editors write, is fine
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            f"{path}, line {line}, column {column}: byte 0x{raw[exc.start]:02x} (at byte "
+            f"{exc.start}) is not UTF-8; configs are read as UTF-8 text: save the file as "
+            "UTF-8.") from None
+
+
+def _yaml_tree(text: str, source: str, lines=True, prefix=()):
+    """Parse YAML into (plain data, node tree) — the nodes carry line numbers.
+
+    Refuses duplicate keys and alias expansions beyond MAX_EXPANDED_VALUES
+    before any Python object is built; raises yaml.YAMLError for malformed
+    YAML. ``lines=False`` leaves line numbers out of messages and ``prefix``
+    is the key path above the text (a --set value).
+    """
+    loader = ConfigLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        _check_tree(node, source, lines, prefix)
+        return loader.construct_document(node), node
+    except RecursionError:
+        raise ConfigError(f"{source}: the YAML is nested too deeply to be a config.") from None
+    finally:
+        loader.dispose()
+
+
+def _check_tree(root, source: str, lines: bool, prefix=()) -> None:
+    """Refuse duplicate keys, recursive aliases and alias bombs in a composed tree.
+
+    An alias is the very node its anchor names, so the tree is a graph: each
+    node is checked once, and its expanded size (what validation would walk)
+    is computed once from its children's.
+    """
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+
+    def size(node, path) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_:
+            raise ConfigError(f"{source}{_at(node, lines)}: a recursive alias (a value that "
+                              "contains itself); a config cannot hold one.")
+        open_.add(key)
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            seen = {}
+            for key_node, value_node in node.value:
+                name = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+                # Merge keys (<<) may repeat; keys they bring in may be overridden.
+                if name is not None and key_node.tag != "tag:yaml.org,2002:merge":
+                    here, ident = key_node.start_mark.line + 1, (key_node.tag, name)
+                    if ident in seen:
+                        dotted = _short(".".join(map(str, path + [name])))
+                        where = f" at lines {seen[ident]} and {here}" if lines else ""
+                        raise ConfigError(
+                            f"{source}: duplicate key '{dotted}'{where}; a key may appear "
+                            "only once (YAML would silently keep the last).")
+                    seen[ident] = here
+                total += size(key_node, path) + size(value_node, path + [name])
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item, path + [i]) for i, item in enumerate(node.value))
+        if total > MAX_EXPANDED_VALUES:
+            raise ConfigError(
+                f"{source}: holds more than {MAX_EXPANDED_VALUES:,} values once its aliases "
+                "(*name) are expanded, far more than a config needs; refused.")
+        open_.discard(key)
+        sizes[key] = total
+        return total
+
+    size(root, list(prefix))
+
+
+def _at(node, lines: bool) -> str:
+    return f", line {node.start_mark.line + 1}" if lines else ""
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str, source: str) -> str:
+    """A malformed-YAML message with the line and column where the parser gave up."""
+    mark = getattr(exc, "problem_mark", None)
+    if isinstance(exc, yaml.reader.ReaderError):  # a control character: it has a position
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        return (f"{source} (line {line}, column {column}): malformed YAML: character "
+                f"{exc.character!r} is not allowed in a YAML file.")
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+    problem = getattr(exc, "problem", None) or str(exc)
+    return f"{source}{where}: malformed YAML: {_short(problem, 2 * MAX_ECHO)}."
 
 
 def _line_of(node, loc) -> int | None:
@@ -48,13 +206,13 @@ def _line_of(node, loc) -> int | None:
     line = None
     for part in loc:
         if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if key_node.value == str(part):
-                    line, node = key_node.start_mark.line + 1, value_node
-                    break
-            else:
+            # The last match: a key written out overrides one a merge (<<) brought
+            # in, and the merged pairs come first (keys are otherwise unique).
+            match = [(k, v) for k, v in node.value if k.value == str(part)]
+            if not match:
                 # A union's tag (pydantic puts the variant's name in the path): skip it.
                 continue
+            line, node = match[-1][0].start_mark.line + 1, match[-1][1]
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
             if part >= len(node.value):
                 return line
@@ -72,11 +230,12 @@ def _parse_override(text: str):
     key = key.strip()
     if not key:
         raise ConfigError(f"--set {text!r}: the key before '=' is empty.")
+    parts = [int(p) if p.isdigit() else p for p in key.split(".")]
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = _yaml_tree(raw, f"--set {_short(text)}", lines=False, prefix=parts)[0] \
+            if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
-    parts = [int(p) if p.isdigit() else p for p in key.split(".")]
     return parts, value
 
 
@@ -120,10 +279,11 @@ def _resolve_paths(data: dict, base: Path, only=None):
 def load_config(path, overrides=()) -> Config:
     """Read, override and validate a config file; raise ConfigError on any problem."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist (expected a YAML file).")
-    text = path.read_text(encoding="utf-8")
-    data, tree = _yaml_tree(text, str(path))
+    text = _read_config(path)
+    try:
+        data, tree = _yaml_tree(text, str(path))
+    except yaml.YAMLError as exc:
+        raise ConfigError(_yaml_problem(exc, text, str(path))) from None
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: expected a mapping with sections data, model, loss, optimizer, train; "
@@ -216,8 +376,8 @@ def _tags(model) -> set:
 def format_errors(exc: ValidationError, data, source: str, tree=None,
                   overridden=frozenset()) -> str:
     """One line per problem: key path, file and line (or --set), what was expected."""
-    lines = []
-    for err in exc.errors():
+    lines, errors = [], exc.errors()
+    for err in errors:
         loc = err["loc"]
         where = _dotted(loc, data)
         line = _line_of(tree, loc) if tree is not None else None
@@ -227,7 +387,7 @@ def format_errors(exc: ValidationError, data, source: str, tree=None,
         msg = err["msg"]
         kind = err["type"]
         if kind == "extra_forbidden":
-            key = str(loc[-1])
+            key = _short(str(loc[-1]))
             close = difflib.get_close_matches(key, _fields_at(loc), n=1, cutoff=0.6)
             allowed = _fields_at(loc)
             msg = f"unknown key '{key}'"
@@ -238,7 +398,7 @@ def format_errors(exc: ValidationError, data, source: str, tree=None,
         elif kind == "missing":
             msg = "required key is missing"
         elif kind == "union_tag_invalid":
-            given = str(err["ctx"].get("tag", ""))
+            given = _short(str(err["ctx"].get("tag", "")))
             tags = [t.strip(" '") for t in str(err["ctx"].get("expected_tags", "")).split(",")]
             close = difflib.get_close_matches(given, tags, n=1, cutoff=0.6)
             msg = f"unknown type {given!r}" + (
@@ -248,11 +408,15 @@ def format_errors(exc: ValidationError, data, source: str, tree=None,
         elif kind == "union_tag_not_found":
             msg = "needs a 'type' key; " + _expected_tags(err)
         elif "input" in err and kind not in ("model_type", "dict_type"):
-            msg += f" (got {err['input']!r})"
+            msg += f" (got {_short(repr(err['input']))})"
+        where, msg = _short(where, 2 * MAX_ECHO), _short(msg, 4 * MAX_ECHO)
         lines.append(f"{where or '(top level)'} [{at}]: {msg}")
-    count = len(lines)
+        if len(lines) == MAX_PROBLEMS:
+            break
+    count = len(errors)
     head = f"{source}: {count} problem{'s' if count > 1 else ''} in the config:"
-    return "\n".join([head] + [f"  - {line}" for line in lines])
+    more = [f"  ... and {count - len(lines)} more"] if count > len(lines) else []
+    return "\n".join([head] + [f"  - {line}" for line in lines] + more)
 
 
 def _expected_tags(err) -> str:

@@ -17,10 +17,14 @@ PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 Probability = Annotated[float, Field(ge=0, le=1)]
+# Seeds are 32-bit unsigned integers (what np.random.seed takes); a negative
+# one would otherwise reach NumPy at training time and fail there.
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # .inf and .nan are floats in YAML; no setting of a config takes them.
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 def _type_shorthand(value):
@@ -62,7 +66,7 @@ class SyntheticData(Strict):
     std: PositiveFloat = 1.0
     standardize: bool = False
     splits: SplitConfig = SplitConfig(train=0.8, val=0.2, test=0.0)
-    seed: int = 0
+    seed: Seed = 0
 
 
 class CSVData(Strict):
@@ -80,7 +84,7 @@ class CSVData(Strict):
     scaling: Literal["standard", "minmax", "none"] = "standard"
     log_target: bool = False
     splits: SplitConfig = SplitConfig()
-    seed: int = 0
+    seed: Seed = 0
 
 
 class TextData(Strict):
@@ -94,7 +98,7 @@ class TextData(Strict):
     vectorizer: Literal["bow", "binary", "tfidf"] = "tfidf"
     skip_bad_lines: bool = False
     splits: SplitConfig = SplitConfig()
-    seed: int = 0
+    seed: Seed = 0
 
 
 class ImageData(Strict):
@@ -106,7 +110,7 @@ class ImageData(Strict):
     use_test_files: bool = True
     limit: Optional[PositiveInt] = None
     splits: SplitConfig = SplitConfig(train=0.9, val=0.1, test=0.0)
-    seed: int = 0
+    seed: Seed = 0
 
 
 DataConfig = Annotated[
@@ -263,7 +267,7 @@ SchedulerConfig = Annotated[
 class TrainConfig(Strict):
     epochs: PositiveInt = 10
     batch_size: PositiveInt = 32
-    seed: int = 0
+    seed: Seed = 0
     shuffle: bool = True
     clip_grad_norm: Optional[PositiveFloat] = None
     clip_grad_value: Optional[PositiveFloat] = None
