@@ -7,13 +7,12 @@ stored pipeline, never a refitted one.
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 
 from micrograd.config.loader import ConfigError
-from micrograd.data.pipeline import PipelineError
+from micrograd.data.pipeline import DataError
 from micrograd.train import full_report, restore
 
 
@@ -41,15 +40,12 @@ def read_labelled(path: Path, config, pipeline) -> tuple[np.ndarray, np.ndarray]
     """Inputs and targets of another dataset of the checkpoint's form."""
     kind = config.data.type
     if not path.exists():
-        raise FileNotFoundError(f"evaluation data {path} does not exist")
+        raise DataError(f"evaluation data {path} does not exist")
     if kind == "csv":
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-        target = config.data.target
-        if not rows or target not in rows[0]:
-            raise PipelineError(f"{path}: expected a CSV with a header row and the target column "
-                                f"{target!r}")
-        return pipeline.transform(rows), pipeline.transform_target([r[target] for r in rows])
+        # training's reader and checks: a BOM, a renamed or missing column, a ragged
+        # row or an infinite value is an error naming the file, not nan metrics
+        rows, targets = pipeline.read_table(path, with_target=True)
+        return pipeline.transform(rows), pipeline.transform_target(targets)
     if kind == "text":
         from micrograd.data.text import _read_lines
 
@@ -59,8 +55,8 @@ def read_labelled(path: Path, config, pipeline) -> tuple[np.ndarray, np.ndarray]
         bad = [r for r in records if r[4] is not None or r[3] not in names]
         if bad and not d.skip_bad_lines:
             p, line, _, label, problem = bad[0]
-            raise PipelineError(f"{p}, line {line}: expected sentence<TAB>label with a label "
-                                f"in {names} ({problem or f'label {label!r}'})")
+            raise DataError(f"{p}, line {line}: expected sentence<TAB>label with a label "
+                            f"in {names} ({problem or f'label {label!r}'})")
         good = [r for r in records if r not in bad]
         return (pipeline.transform([r[2] for r in good]),
                 np.array([names.index(r[3]) for r in good], dtype=np.int64))

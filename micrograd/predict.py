@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 
 import numpy as np
 
-from micrograd.data.pipeline import PipelineError
+from micrograd.data.pipeline import DataError, PipelineError
+from micrograd.data.tabular import FLOAT32_MAX, _suggest, read_text, source_name
 from micrograd.train import class_probabilities, predict_outputs, restore
 
 
@@ -50,7 +52,8 @@ class Predictor:
     # ------------------------------------------------------------ parsing
 
     def parse(self, text: str):
-        """One raw input from its command-line spelling."""
+        """One raw input from its command-line spelling (a ``PipelineError`` if it does
+        not fit: the CLI exits 2)."""
         p = self.pipeline
         if p.kind == "text":
             return text
@@ -58,45 +61,87 @@ class Predictor:
             return load_image(text, p.input_shape)
         if p.kind == "tabular":
             if "=" in text:
-                row = {}
-                for part in _csv_fields(text):
-                    if "=" not in part:
-                        raise PipelineError(f"expected key=value, got {part!r}; the model expects "
-                                            f"{self.expects()}")
-                    key, value = part.split("=", 1)
-                    row[key.strip()] = value.strip()
-                unknown = [k for k in row if k not in p.columns and k != p.target]
-                if unknown:
-                    raise PipelineError(f"unknown column(s) {', '.join(unknown)}; the model "
-                                        f"expects {self.expects()}")
-                return row
+                return self._parse_pairs(text)
             values = _csv_fields(text)
             if len(values) != len(p.columns):
                 raise PipelineError(f"got {len(values)} value(s), the model expects "
                                     f"{len(p.columns)}: {self.expects()}")
             return dict(zip(p.columns, values))
-        try:
-            values = [float(v) for v in text.split(",")]
-        except ValueError:
-            raise PipelineError(f"expected {self.expects()}, got {text!r}") from None
+        values = []
+        for part in text.split(","):
+            try:
+                value = float(part)
+            except ValueError:
+                raise PipelineError(f"expected {self.expects()}, got {text!r}") from None
+            if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+                raise PipelineError(f"{part.strip()!r} is not a finite number (the model takes "
+                                    f"finite numbers up to {FLOAT32_MAX:.4g} in magnitude); "
+                                    f"expected {self.expects()}")
+            values.append(value)
         if len(values) != p.input_shape[0]:
             raise PipelineError(f"got {len(values)} number(s), the model expects "
                                 f"{self.expects()}")
         return values
 
+    def _parse_pairs(self, text: str) -> dict:
+        """``col=value,...``: every feature column named once; ``col=`` (empty) is
+        imputed as a missing cell, a column left out is an error."""
+        p = self.pipeline
+        row = {}
+        for part in _csv_fields(text):
+            if "=" not in part:
+                raise PipelineError(f"expected key=value, got {part!r}; the model expects "
+                                    f"{self.expects()}")
+            key, value = (s.strip() for s in part.split("=", 1))
+            if key in row:
+                raise PipelineError(f"column {key!r} is given twice; the model expects "
+                                    f"{self.expects()}")
+            row[key] = value
+        known = set(p.columns) | {p.target}
+        unknown = [k for k in row if k not in known]
+        missing = [c for c in p.columns if c not in row]
+        if not unknown and not missing:
+            return row
+        problems = []
+        if unknown:
+            spelled = []
+            for key in unknown:
+                hint = _suggest(key, missing)
+                spelled.append(key + (f" (did you mean {hint!r}?)" if hint else ""))
+            problems.append(f"unknown column(s) {', '.join(spelled)}")
+        if missing:
+            problems.append(f"missing column(s) {', '.join(missing)} (write 'column=' with "
+                            f"no value to have a value imputed as in training)")
+        raise PipelineError("; ".join(problems) + f"; the model expects {self.expects()}")
+
     def read_file(self, path) -> list:
-        """Many raw inputs: a CSV with a header (tabular), else one input per line."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"input file {path} does not exist")
-        try:
-            text = path.read_text(encoding="utf-8")
-            if self.pipeline.kind == "tabular":
-                return list(csv.DictReader(io.StringIO(text)))
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise PipelineError(f"{path}: expected UTF-8 text, one input per line (a CSV with "
-                                f"a header for tabular models) ({exc})") from None
-        return [self.parse(line) for line in text.splitlines() if line.strip()]
+        """Many raw inputs from a file, or from standard input when ``path`` is ``-``:
+        a CSV with a header for tabular models (read and checked as training reads
+        its data: ``TabularPipeline.read_table``), else one input per line.
+
+        Anything wrong with the file - missing, not UTF-8, a missing column, a bad
+        value on some line - is a ``DataError`` naming the file and line (exit 1).
+        """
+        name = source_name(path)
+        if name != "<stdin>":
+            path = Path(path)
+            if not path.is_file():
+                raise DataError(f"input file {path} does not exist"
+                                + (" (it is a directory)" if path.is_dir() else ""))
+        if self.pipeline.kind == "tabular":
+            return self.pipeline.read_table(path)[0]
+        inputs = []
+        text = read_text(path, "input file").replace("\r\n", "\n").replace("\r", "\n")
+        for number, line in enumerate(text.split("\n"), 1):  # not at form feeds, U+2028
+            if not line.strip():
+                continue
+            try:
+                inputs.append(self.parse(line))
+            except DataError:
+                raise
+            except PipelineError as exc:
+                raise DataError(f"{name}, line {number}: {exc}") from None
+        return inputs
 
     # --------------------------------------------------------- prediction
 
@@ -115,10 +160,12 @@ class Predictor:
             values = p.inverse_target(outputs.reshape(-1).astype(np.float64))
             return [{"value": float(v)} for v in values]
         probs = class_probabilities(outputs, self.config)
-        names = p.class_names or [str(i) for i in range(probs.shape[1])]
+        names = list(p.class_names or [])
+        names += [str(i) for i in range(len(names), probs.shape[1])]
         results = []
+        k = max(1, min(top, probs.shape[1]))  # --top 5 of 2 classes: both, no IndexError
         for row in probs:
-            order = np.argsort(-row, kind="stable")[:max(1, top)]
+            order = np.argsort(-row, kind="stable")[:k]
             ranked = [(names[i], float(row[i])) for i in order]
             results.append({"label": ranked[0][0], "probability": ranked[0][1], "top": ranked})
         return results
@@ -144,9 +191,17 @@ def load_image(path_text: str, input_shape) -> np.ndarray:
                             f"PNG/JPEG file)")
     if path.suffix.lower() == ".npy":
         try:
-            return np.load(path, allow_pickle=False)
+            array = np.load(path, allow_pickle=False)
         except ValueError as exc:
             raise PipelineError(f"{path}: not a plain numeric .npy array ({exc})") from None
+        if array.dtype.kind in "fc":
+            bad = ~np.isfinite(array)
+            if bad.any():
+                where = tuple(int(i) for i in np.argwhere(bad)[0])
+                raise PipelineError(f"{path}: {int(bad.sum())} pixel value(s) are not finite "
+                                    f"numbers (NaN or infinite; the first at index {where}); "
+                                    f"expected an image of finite pixel values")
+        return array
     try:
         from PIL import Image
     except ImportError:

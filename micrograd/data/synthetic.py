@@ -16,12 +16,15 @@ import numpy as np
 from .pipeline import Pipeline, PipelineError, Splits, as_rows
 from .splits import split_indices
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)  # beyond it a float32 model computes inf
+
 
 class ArrayPipeline(Pipeline):
     """Numeric feature vectors in, optionally standardised with train statistics.
 
     ``transform`` accepts a number (one feature), a sequence of numbers (one
-    sample), or a 2-D array (N, features).
+    sample), or a 2-D array (N, features). NaN, an infinity or a number beyond
+    float32's range is a ``PipelineError``: these models have no imputation.
 
     Example::
 
@@ -63,6 +66,14 @@ class ArrayPipeline(Pipeline):
         if x.ndim != 2 or x.shape[1] != n:
             raise PipelineError(
                 f"expected {n} feature(s) per sample, got input of shape {np.shape(raw)}"
+            )
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(x) | (np.abs(np.nan_to_num(x)) > _FLOAT32_MAX)
+        if bad.any():
+            row, col = (int(i) for i in np.argwhere(bad)[0])
+            raise PipelineError(
+                f"feature {col} of sample {row} is {float(x[row, col])!r}, which is not a finite "
+                f"number (the model takes finite numbers up to {_FLOAT32_MAX:.4g} in magnitude)"
             )
         if self.mean is not None:
             x = (x - self.mean) / self.std

@@ -3,9 +3,16 @@
 ``load_tabular`` reads a CSV file with a header row (stdlib ``csv``, no
 pandas), splits the rows, learns every statistic from the train split only, and
 returns ``Splits`` carrying a fitted ``TabularPipeline``. The pipeline turns
-raw rows - dicts keyed by column name, as ``csv.DictReader`` yields them -
-into the same float32 features, so ``predict`` on a new CSV row applies exactly
-the training transform.
+raw rows - dicts keyed by column name - into the same float32 features, so
+``predict`` on a new CSV row applies exactly the training transform.
+
+Every CSV - training data, ``eval --data``, ``predict --file`` - is read by
+``read_csv_columns`` (UTF-8 with or without a BOM, ragged rows and duplicate
+names refused, cells stripped); ``TabularPipeline.read_table`` then matches an
+input file's columns to the model's by exact name. Numbers must be finite and
+within float32's range: ``inf`` or ``1e308`` is a ``DataError`` naming the file,
+line and column, while the ``MISSING_VALUES`` spellings (and NaN) are missing
+cells, imputed.
 
 Features are laid out in column order: a numeric column gives one feature, a
 categorical column one feature per category seen in training
@@ -15,13 +22,15 @@ from __future__ import annotations
 
 import csv
 import difflib
+import io
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .pipeline import Pipeline, PipelineError, Splits, as_rows
+from .pipeline import DataError, Pipeline, PipelineError, Splits, as_rows
 from .splits import split_indices
 
 MISSING_VALUES = ("", "NA", "NaN", "nan", "N/A", "null")
@@ -35,10 +44,17 @@ SCALINGS = ("standard", "minmax", "none")
 # (0/1, 1..5 ratings); anything else is regression.
 MAX_AUTO_CLASSES = 20
 _CATEGORICAL_FILL = "missing"  # impute_categorical="constant" without fill_value
+# The largest magnitude a feature may have: models compute in float32, so a
+# finite float64 beyond it (1e308) becomes inf in the first layer.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class UnseenCategoryWarning(UserWarning):
     """A categorical value that training never saw; it is encoded as all zeros."""
+
+
+class ExtraColumnsWarning(UserWarning):
+    """An input file has columns that are neither features nor the target; they are ignored."""
 
 
 class TabularPipeline(Pipeline):
@@ -60,11 +76,15 @@ class TabularPipeline(Pipeline):
     - a list of dicts ``{column: raw value}`` (strings as read from a CSV, or
       numbers); missing keys, ``None``, NaN and the ``missing_values`` strings
       are imputed; keys that are not feature columns (the target, an Id) are
-      ignored;
+      ignored (``read_table`` reads a CSV file into such dicts, refusing a file
+      that lacks a column);
     - a single dict (one row);
     - when every feature column is numeric, raw numbers in column order: a
       2-D array ``(N, len(columns))``, one row as a 1-D sequence, or a scalar
       when there is a single column.
+
+    An infinity or a number beyond float32's range in a numeric column is a
+    ``PipelineError``, never imputed.
 
     Example::
 
@@ -191,7 +211,8 @@ class TabularPipeline(Pipeline):
             if kind == "numeric":
                 j = next(numeric)
                 values = data if isinstance(data, np.ndarray) else _parse_numbers(*data, column)
-                values = np.where(np.isfinite(values), values, self.numeric_fill[j])
+                _check_finite(values, column)
+                values = np.where(np.isnan(values), self.numeric_fill[j], values)
                 out[:, start] = (values - self.center[j]) / self.scale[j]
             else:
                 j = next(categorical)
@@ -242,6 +263,81 @@ class TabularPipeline(Pipeline):
             return y
         y = np.asarray(getattr(y, "data", y), dtype=np.float64) * self.target_std + self.target_mean
         return np.expm1(y) if self.log_target else y
+
+    # ------------------------------------------------------------- reading
+
+    def read_table(self, source, *, with_target=False):
+        """A CSV file of raw inputs -> ``(rows, targets)`` for ``transform`` (and
+        ``transform_target``): what ``predict --file`` and ``eval --data`` read.
+
+        The file goes through training's reader (``read_csv_columns``: UTF-8 with
+        or without a BOM, ragged rows, duplicate names, stripping); ``source``
+        may be ``-`` for standard input. Columns are matched by exact name after
+        trimming spaces, in any order. A feature column (or, ``with_target``, the
+        target) that the file lacks is a ``DataError`` listing them, with a
+        did-you-mean for a name that differs in case or spelling - never an
+        imputed column. Other columns are ignored with one ``ExtraColumnsWarning``.
+        Missing cells stay missing (``transform`` imputes them as in training);
+        text in a numeric column, ``inf`` or a number beyond float32's range is
+        a ``DataError`` naming the file, line and column. With the target, rows
+        whose target is missing are dropped with a warning, as in training.
+
+        Returns a list of dicts ``{feature column: cell text}`` and the targets'
+        texts (``None`` without ``with_target``).
+        """
+        name = source_name(source)
+        header, table, lines = read_csv_columns(source)
+        needed = list(self.columns) + ([self.target] if with_target else [])
+        missing = [c for c in needed if c not in table]
+        known = set(self.columns) | {self.target}
+        if missing:
+            unmatched = [h for h in header if h not in known]
+            hints = []
+            for column in missing:
+                hint = _suggest(column, unmatched)
+                if hint is not None:
+                    hints.append(f"{hint!r}: did you mean {column!r}?")
+                    unmatched.remove(hint)
+            listed = ", ".join(f"the target {c!r}" if c == self.target and with_target
+                               else repr(c) for c in missing)
+            raise DataError(
+                f"{name}: missing column(s) the model needs: {listed}."
+                + (" " + " ".join(hints) if hints else "")
+                + " Names must match the training data's columns exactly (spaces around a "
+                f"name are ignored); the file's columns: {', '.join(map(repr, header))}"
+            )
+        extra = [h for h in header if h not in known]
+        if extra:
+            warnings.warn(f"{name}: ignoring column(s) the model does not use: "
+                          f"{', '.join(map(repr, extra))}", ExtraColumnsWarning, stacklevel=2)
+        targets = None
+        if with_target:
+            y_text = table[self.target]
+            keep = ~_target_missing(y_text, self.missing_values, name, self.target, lines)
+            table = {c: v[keep] for c, v in table.items()}
+            lines, y_text = lines[keep], y_text[keep]
+            if self.task == "classification":
+                names = set(self.class_names or [])
+                unknown = [i for i, v in enumerate(y_text.tolist()) if v not in names]
+                if unknown:
+                    i = unknown[0]
+                    raise DataError(f"{name}, line {lines[i]}: column {self.target!r} (the "
+                                    f"target) holds {str(y_text[i])!r}, not one of the classes "
+                                    f"the model knows: {', '.join(self.class_names or [])}")
+            else:
+                y = _parse_numbers(y_text, np.zeros(len(y_text), bool), self.target, lines, name)
+                if self.log_target and (y <= -1).any():
+                    i = int(np.flatnonzero(y <= -1)[0])
+                    raise DataError(f"{name}, line {lines[i]}: column {self.target!r} (the "
+                                    f"target) holds {str(y_text[i])!r}; the model predicts "
+                                    f"log1p(target), so values must be above -1")
+            targets = y_text.tolist()
+        for column, kind in zip(self.columns, self.kinds):
+            if kind == "numeric":
+                text = table[column]
+                _parse_numbers(text, np.isin(text, list(self.missing_values)), column, lines, name)
+        cells = zip(*(table[c].tolist() for c in self.columns))
+        return [dict(zip(self.columns, row)) for row in cells], targets
 
     # ----------------------------------------------------------------- state
 
@@ -311,21 +407,64 @@ def _text_column(cells, missing_values):
     return text, absent | np.isin(text, list(missing_values))
 
 
-def _parse_numbers(text, missing, column, lines=None, where=""):
-    """Text cells -> float64 with NaN where missing; a non-number raises PipelineError."""
-    values = np.full(len(text), np.nan)
+def _first_non_number(text, missing):
+    """Index of the first present cell that does not parse as a number, or None."""
     present = ~missing
     try:
-        values[present] = text[present].astype(np.float64)
+        text[present].astype(np.float64)
+        return None
     except ValueError:
         for i in np.flatnonzero(present):  # only on the error path: find the culprit
             try:
                 float(text[i])
             except ValueError:
-                at = f"{where}, line {lines[i]}: " if lines is not None else ""
-                raise PipelineError(f"{at}column {column!r} holds {str(text[i])!r}, but a number "
-                                    f"was expected (the column is numeric)") from None
+                return int(i)
+    return None  # pragma: no cover - numpy and float() agree
+
+
+def _parse_numbers(text, missing, column, lines=None, where=""):
+    """Text cells -> float64 with NaN where missing.
+
+    A cell that spells NaN in any case is missing too. A non-number, an infinity
+    or a number beyond float32's range (``1e308``) raises: a ``DataError``
+    naming the file, line and column when ``where`` names a file, else a
+    ``PipelineError`` naming the column.
+    """
+    values = np.full(len(text), np.nan)
+    present = ~missing
+    bad = _first_non_number(text, missing)
+    if bad is None:
+        values[present] = text[present].astype(np.float64)
+    error = DataError if where else PipelineError
+    if bad is not None:
+        at = f"{where}, line {lines[bad]}: " if where else ""
+        raise error(f"{at}column {column!r} holds {str(text[bad])!r}, but a number "
+                    f"was expected (the column is numeric)")
+    overflow = _not_finite(values)
+    if overflow.any():
+        i = int(np.flatnonzero(overflow)[0])
+        at = f"{where}, line {lines[i]}: " if where else ""
+        raise error(f"{at}column {column!r} holds {str(text[i])!r}, which is not a finite "
+                    f"number within float32 range (|value| <= {FLOAT32_MAX:.4g}); fix the value "
+                    f"or leave the cell empty to have it imputed")
     return values
+
+
+def _not_finite(values):
+    """Mask of infinite values and of finite ones beyond float32's range (NaN is missing, not this)."""
+    with np.errstate(invalid="ignore"):
+        return np.isinf(values) | (np.abs(np.nan_to_num(values)) > FLOAT32_MAX)
+
+
+def _check_finite(values, column):
+    """Numbers given to ``transform`` (arrays or parsed text): inf or overflow is an error."""
+    overflow = _not_finite(np.asarray(values, dtype=np.float64))
+    if overflow.any():
+        i = int(np.flatnonzero(overflow)[0])
+        raise PipelineError(f"column {column!r}: row {i} holds {float(values[i])!r}, which is not a "
+                            f"finite number within float32 range (|value| <= "
+                            f"{FLOAT32_MAX:.4g}); give a number, or an empty value to have it "
+                            f"imputed")
 
 
 def _check_log(y, target):
@@ -354,48 +493,84 @@ def _unknown_column(what, name, path, header):
     )
 
 
+def source_name(source) -> str:
+    """How a file (or ``-``, standard input) is named in messages."""
+    return "<stdin>" if str(source) == "-" else str(source)
+
+
+def read_text(source, what="data file") -> str:
+    """The whole text of a UTF-8 file (a BOM, as Excel writes, is dropped), or of
+    standard input when ``source`` is ``-``.
+
+    A missing or unreadable file, or bytes that are not UTF-8 (a Latin-1
+    export), raise ``DataError`` naming the file and, for bad bytes, the line.
+    """
+    name = source_name(source)
+    if str(source) == "-":
+        stream = sys.stdin
+        raw = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise DataError(f"{what} not found: {path}" + (" (it is a directory)" if path.is_dir()
+                                                          else ""))
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    if isinstance(raw, str):
+        return raw[1:] if raw.startswith("\ufeff") else raw
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        offset = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DataError(f"{name} is not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line}, "
+                        f"byte {offset} of the line cannot be decoded; expected UTF-8 text "
+                        f"(re-save it as UTF-8, e.g. Excel's 'CSV UTF-8')") from None
+
+
 def read_csv_columns(path):
     """Read a CSV with a header row into ``(header, {column: stripped str array}, line numbers)``.
 
-    Blank lines are skipped; a row with the wrong number of fields, an empty
-    file or a file without data rows raises PipelineError naming the file (and
-    line).
+    ``path`` may be ``-`` for standard input. The text is UTF-8 (a BOM is
+    dropped); header names and cells are stripped of surrounding spaces. Blank
+    lines are skipped; a missing or non-UTF-8 file, a row with the wrong number
+    of fields, duplicate header names, an empty file or a file without data rows
+    raise ``DataError`` naming the file (and line). Training, ``eval --data`` and
+    ``predict --file`` all read through here.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"tabular data file not found: {path}"
-                            + (" (it is a directory)" if path.is_dir() else ""))
+    name = source_name(path)
+    text = read_text(path, "tabular data file")
     rows, lines = [], []
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if header is None or not any(h.strip() for h in header):
-                raise PipelineError(f"{path} is empty: expected a header row naming the columns, "
-                                    f"then one row per sample")
-            header = [h.strip() for h in header]
-            for row in reader:
-                if not row:
-                    continue
-                if len(row) != len(header):
-                    raise PipelineError(
-                        f"{path}, line {reader.line_num}: expected {len(header)} fields (one per "
-                        f"header column), found {len(row)}; check the delimiter (must be ',') "
-                        f"and the quoting of values that contain commas"
-                    )
-                rows.append(row)
-                lines.append(reader.line_num)
-    except UnicodeDecodeError as exc:
-        raise PipelineError(f"{path} is not UTF-8 text ({exc})") from None
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = next(reader, None)
+        if header is None or not any(h.strip() for h in header):
+            raise DataError(f"{name} is empty: expected a header row naming the columns, "
+                            f"then one row per sample")
+        header = [h.strip() for h in header]
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise DataError(
+                    f"{name}, line {reader.line_num}: expected {len(header)} fields (one per "
+                    f"header column), found {len(row)}; check the delimiter (must be ',') "
+                    f"and the quoting of values that contain commas"
+                )
+            rows.append(row)
+            lines.append(reader.line_num)
     except csv.Error as exc:
-        raise PipelineError(f"{path}: malformed CSV ({exc})") from None
+        raise DataError(f"{name}, line {reader.line_num}: malformed CSV ({exc})") from None
     duplicated = sorted({h for h in header if header.count(h) > 1})
     if duplicated:
-        raise PipelineError(f"{path}: duplicate column names in the header: {', '.join(duplicated)}")
+        raise DataError(f"{name}: duplicate column names in the header (after trimming spaces): "
+                        f"{', '.join(repr(h) for h in duplicated)}")
     if not rows:
-        raise PipelineError(f"{path} has a header row but no data rows")
-    columns = {name: np.char.strip(np.array(cells, dtype=str))
-               for name, cells in zip(header, zip(*rows))}
+        raise DataError(f"{name} has a header row but no data rows")
+    columns = {column: np.char.strip(np.array(cells, dtype=str))
+               for column, cells in zip(header, zip(*rows))}
     return header, columns, np.asarray(lines)
 
 
@@ -414,26 +589,30 @@ def _most_frequent(values):
 
 
 def _numeric_stats(values, impute, fill_value, scaling):
-    """(fill, center, scale) of one numeric train column (NaN = missing)."""
-    present = values[np.isfinite(values)]
-    if impute == "constant":
-        fill = 0.0 if fill_value is None else fill_value
-    elif present.size == 0:
-        fill = 0.0  # no train value to learn from: the column carries no information anyway
-    elif impute == "mean":
-        fill = float(present.mean())
-    elif impute == "median":
-        fill = float(np.median(present))
-    else:
-        fill = float(_most_frequent(present))
-    filled = np.where(np.isfinite(values), values, fill)
-    if scaling == "standard" and filled.size:
-        center, scale = float(filled.mean()), float(filled.std())
-    elif scaling == "minmax" and filled.size:
-        center, scale = float(filled.min()), float(filled.max() - filled.min())
-    else:
-        center, scale = 0.0, 1.0
-    return fill, center, scale if scale > 0 else 1.0  # a constant column is centred, not divided
+    """(fill, center, scale) of one numeric train column (NaN = missing). The caller
+    checks that they are finite (values near float32's limit can overflow them)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        present = values[np.isfinite(values)]
+        if impute == "constant":
+            fill = 0.0 if fill_value is None else fill_value
+        elif present.size == 0:
+            fill = 0.0  # no train value to learn from: the column carries no information anyway
+        elif impute == "mean":
+            fill = float(present.mean())
+        elif impute == "median":
+            fill = float(np.median(present))
+        else:
+            fill = float(_most_frequent(present))
+        filled = np.where(np.isfinite(values), values, fill)
+        if scaling == "standard" and filled.size:
+            center, scale = float(filled.mean()), float(filled.std())
+        elif scaling == "minmax" and filled.size:
+            center, scale = float(filled.min()), float(filled.max() - filled.min())
+        else:
+            center, scale = 0.0, 1.0
+    if scale == 0:
+        scale = 1.0  # a constant column is centred, not divided
+    return fill, center, scale
 
 
 def _class_order(names):
@@ -453,6 +632,19 @@ def _detect_task(text):
     distinct = len(np.unique(numbers))
     few = distinct <= MAX_AUTO_CLASSES and 2 * distinct <= len(numbers)
     return "classification" if integral and few else "regression"
+
+
+def _target_missing(y_text, missing_values, name, target, lines):
+    """Mask of rows whose target is missing (a missing marker or NaN in any spelling);
+    they cannot be learned or scored from, so they are dropped with one warning."""
+    nan_spelled = np.isin(np.char.lower(y_text), ["nan", "+nan", "-nan"])
+    y_missing = np.isin(y_text, missing_values) | nan_spelled
+    if y_missing.all():
+        raise DataError(f"{name}: every value of the target column {target!r} is missing")
+    if y_missing.any():
+        warnings.warn(f"{name}: dropped {int(y_missing.sum())} row(s) whose target {target!r} is "
+                      f"missing (first at line {lines[y_missing][0]})", stacklevel=3)
+    return y_missing
 
 
 def load_tabular(path, target, *, features=None, categorical=None, numeric=None, drop=None,
@@ -481,8 +673,11 @@ def load_tabular(path, target, *, features=None, categorical=None, numeric=None,
         log_target: regression only, model ``log1p(target)``.
         splits: train/validation/test fractions (stratified for classification).
         seed: the split's seed.
-        missing_values: cell texts read as missing. Non-finite numbers count as
+        missing_values: cell texts read as missing; NaN in any spelling is
             missing too. Rows whose target is missing are dropped, with a warning.
+            An infinity or a number beyond float32's range (``1e308``) in a
+            numeric column or the target is a ``DataError`` naming the file, line
+            and column, as is a column whose statistics overflow.
 
     Returns:
         ``Splits`` with float32 ``x_*`` of shape (N, n_features), ``y_*`` int64
@@ -528,13 +723,9 @@ def load_tabular(path, target, *, features=None, categorical=None, numeric=None,
 
     # Rows without a target cannot be learned from.
     y_text = table[target]
-    y_missing = np.isin(y_text, missing_values)
+    y_missing = _target_missing(y_text, missing_values, path, target, lines)
     keep = ~y_missing
-    if y_missing.all():
-        raise PipelineError(f"{path}: every value of the target column {target!r} is missing")
     if y_missing.any():
-        warnings.warn(f"{path}: dropped {int(y_missing.sum())} row(s) whose target {target!r} is "
-                      f"missing (first at line {lines[y_missing][0]})", stacklevel=2)
         table = {c: v[keep] for c, v in table.items()}
         lines, y_text = lines[keep], y_text[keep]
 
@@ -568,15 +759,19 @@ def load_tabular(path, target, *, features=None, categorical=None, numeric=None,
         text = table[column]
         missing = np.isin(text, missing_values)
         values = None
-        if column not in declared_categorical:
-            try:
-                values = _parse_numbers(text, missing, column, lines, str(path))
-            except PipelineError:
-                if column in declared_numeric:
-                    raise
+        # a column is numeric when every present cell parses as a number; one
+        # that does then must hold finite numbers (inf or 1e308 is an error,
+        # not a category and not a missing value)
+        if column not in declared_categorical and (
+                column in declared_numeric or _first_non_number(text, missing) is None):
+            values = _parse_numbers(text, missing, column, lines, str(path))
         if values is not None:
             kinds.append("numeric")
             fill, c, s = _numeric_stats(values[train], impute_numeric, numeric_fill_value, scaling)
+            if not np.isfinite([fill, c, s]).all():
+                raise DataError(f"{path}: column {column!r}: its values overflow the "
+                                f"{scaling} scaler's statistics (fill {fill:g}, center {c:g}, "
+                                f"scale {s:g}); rescale the column")
             numeric_fill.append(fill)
             center.append(c)
             scale.append(s)
@@ -593,7 +788,12 @@ def load_tabular(path, target, *, features=None, categorical=None, numeric=None,
             encoded[column] = (text, missing)
 
     if task == "regression":
-        target_mean, target_std = float(y[train].mean()), float(y[train].std())
+        with np.errstate(over="ignore", invalid="ignore"):
+            target_mean, target_std = float(y[train].mean()), float(y[train].std())
+        if not np.isfinite([target_mean, target_std]).all():
+            raise DataError(f"{path}: column {target!r} (the target): its values overflow the "
+                            f"mean and standard deviation (mean {target_mean:g}, std "
+                            f"{target_std:g}); rescale the target or set log_target")
         target_std = target_std if target_std > 0 else 1.0
         y = ((y - target_mean) / target_std).astype(np.float32)
     else:
