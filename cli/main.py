@@ -33,6 +33,24 @@ app = typer.Typer(
 
 _state = {"debug": False}
 
+
+def _hide_flag_types():
+    """Typer's rich help prints `<bool>` beside on/off flags, which take no value."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "_hides_flags", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich._hides_flags = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_hide_flag_types()
+
 EXIT_INPUT, EXIT_DATA, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 3, 130
 
 
@@ -56,6 +74,7 @@ def main(
     if not debug:
         import warnings
 
+        _state["showwarning"] = warnings.showwarning
         warnings.showwarning = _show_warning
 
 
@@ -123,7 +142,22 @@ def _kept(exc) -> str:
 
 
 def _overrides_help():
-    return "Override a config value, validated like the file: KEY=VALUE, e.g. optimizer.lr=0.01."
+    return ("Override a config value, validated like the file: KEY=VALUE, e.g. "
+            "optimizer.lr=1e-3. Repeat it for several keys.")
+
+
+# `--debug` is accepted after the command too (`micrograd train c.yaml --debug`), as
+# users type it where they notice the need.
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")]
+
+
+def _debug(flag: bool) -> None:
+    """A command's own --debug: tracebacks, and warnings as Python prints them."""
+    if flag:
+        import warnings
+
+        _state["debug"] = True
+        warnings.showwarning = _state.get("showwarning", warnings.showwarning)
 
 
 # ------------------------------------------------------------------ train
@@ -132,17 +166,26 @@ def _overrides_help():
 @app.command()
 def train(
     config: Annotated[Path, typer.Argument(help="YAML config file.")],
-    set_: Annotated[Optional[List[str]], typer.Option("--set", help=_overrides_help())] = None,
+    set_: Annotated[Optional[List[str]], typer.Option(
+        "--set", metavar="KEY=VALUE", help=_overrides_help())] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")] = False,
     resume: Annotated[Optional[Path], typer.Option(
         "--resume", help="Continue an interrupted or finished run: its folder or a checkpoint "
         "(.npz). Training goes on from the saved epoch in the same run folder.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace an earlier run in output.dir (its files are deleted); "
+        "without it such a folder is refused.")] = False,
+    debug: DebugOption = False,
 ):
     """Train the model a config describes and write a run folder.
 
-    Ctrl-C (or SIGTERM) finishes the current step, saves checkpoint.npz and prints
-    the command that resumes the run; a second Ctrl-C stops at once.
+    The run folder (output.dir, or a new runs/<config>-<time>) must be new or
+    empty, or hold an earlier run and --force be given; it is locked while the
+    run writes. Ctrl-C (or SIGTERM) finishes the current step, saves
+    checkpoint.npz and prints the command that resumes the run; a second Ctrl-C
+    stops at once.
     """
+    _debug(debug)
     with _errors():
         from micrograd.config.loader import load_config
         from micrograd.train import TrainingInterrupted
@@ -151,15 +194,33 @@ def train(
         from .progress import PlainReporter, RichReporter
 
         cfg = load_config(config, set_ or [])
+        if resume is not None:
+            _check_resume_target(resume, cfg, set_ or [], force)
         console = _console()
         interactive = console.is_terminal and not quiet
         reporter = (RichReporter if interactive else PlainReporter)(console, quiet=quiet)
         try:
-            run_training(cfg, name=config.stem, reporter=reporter, resume=resume)
+            run_training(cfg, name=config.stem, reporter=reporter, resume=resume, force=force)
         except TrainingInterrupted as exc:
             if _state["debug"]:
                 raise
             _interrupted(exc, config, set_ or [])
+
+
+def _check_resume_target(resume: Path, cfg, overrides: list[str], force: bool):
+    """--resume continues a run in its own folder: an output.dir set on the command line
+    that names another folder, or --force, would be silently ignored, so refuse them."""
+    from micrograd.config.loader import ConfigError
+
+    if force:
+        raise ConfigError("--force replaces an earlier run, --resume continues one: give one "
+                          "of them")
+    folder = resume if resume.is_dir() else resume.parent
+    if cfg.output.dir and any(o.split("=", 1)[0].strip() == "output.dir" for o in overrides) \
+            and Path(cfg.output.dir).resolve() != folder.resolve():
+        raise ConfigError(f"--set output.dir={cfg.output.dir}: --resume continues the run in its "
+                          f"own folder {folder}; a resumed run cannot move. Copy the folder and "
+                          f"resume the copy, or drop --set output.dir")
 
 
 def _exiting():
@@ -197,9 +258,12 @@ def _interrupted(exc, config: Path, overrides: list[str]):
 @app.command()
 def summary(
     config: Annotated[Path, typer.Argument(help="YAML config file.")],
-    set_: Annotated[Optional[List[str]], typer.Option("--set", help=_overrides_help())] = None,
+    set_: Annotated[Optional[List[str]], typer.Option(
+        "--set", metavar="KEY=VALUE", help=_overrides_help())] = None,
+    debug: DebugOption = False,
 ):
     """Print the model's layers: output shape and parameter count of each (like Keras)."""
+    _debug(debug)
     with _errors():
         from rich.table import Table
 
@@ -225,23 +289,6 @@ def summary(
 # ------------------------------------------------------------------ eval
 
 
-def _resolve_checkpoint(path: Optional[Path]) -> Path:
-    from micrograd.train import latest_checkpoint
-
-    if path is not None:
-        if path.is_dir():
-            for name in ("best.npz", "checkpoint.npz"):
-                if (path / name).is_file():
-                    return path / name
-            _fail(f"{path} is a folder without best.npz or checkpoint.npz", EXIT_DATA)
-        return path
-    found = latest_checkpoint()
-    if found is None:
-        _fail("no checkpoint given and no latest run recorded in ./runs/latest; "
-              "train first (micrograd train CONFIG) or pass a checkpoint path", EXIT_INPUT)
-    return found
-
-
 @app.command("eval")
 def eval_(
     checkpoint: Annotated[Optional[Path], typer.Argument(
@@ -250,14 +297,17 @@ def eval_(
         "--data", help="Evaluate other data of the same form (a CSV, text file or IDX folder).")] = None,
     json_path: Annotated[Optional[Path], typer.Option(
         "--json", help="Also write the metrics as a flat JSON object to this file.")] = None,
+    debug: DebugOption = False,
 ):
     """Evaluate a checkpoint on the test split (or --data) and print its metrics."""
+    _debug(debug)
     with _errors():
         from rich.table import Table
 
         from micrograd.evaluate import evaluate_checkpoint
+        from micrograd.run import find_checkpoint
 
-        path = _resolve_checkpoint(checkpoint)
+        path = find_checkpoint(checkpoint)
         report, where = evaluate_checkpoint(path, data)
         console = _console()
         console.print(f"{path}\nevaluated on {where}", markup=False, highlight=False,
@@ -293,18 +343,21 @@ def predict(
     input_: Annotated[Optional[str], typer.Option(
         "--input", "-i", help="One input: a number, '1,0', 'col=value,...', a sentence, or an image path.")] = None,
     file: Annotated[Optional[Path], typer.Option(
-        "--file", "-f", help="Many inputs: a CSV (tabular) or one input per line.")] = None,
+        "--file", "-f", help="Many inputs: a CSV (tabular) or one input per line; - reads standard input.")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option(
         "--checkpoint", "-c", help="Checkpoint (.npz) or run folder; default: the latest run.")] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="Show the K most likely classes.")] = 1,
+    debug: DebugOption = False,
 ):
     """Predict with a trained model, applying the same preprocessing as training."""
+    _debug(debug)
     if (input_ is None) == (file is None):
         _fail("give exactly one of --input VALUE or --file PATH", EXIT_INPUT)
     with _errors():
         from micrograd.predict import Predictor
+        from micrograd.run import find_checkpoint
 
-        predictor = Predictor(_resolve_checkpoint(checkpoint))
+        predictor = Predictor(find_checkpoint(checkpoint))
         if input_ is not None:
             results = [predictor.predict([predictor.parse(input_)], top=top)[0]]
         else:

@@ -4,11 +4,15 @@ Members:
 
 - ``meta.json``: a uint8 array holding UTF-8 JSON: format version, micrograd
   version, the resolved config, preprocessing metadata, epoch, step, RNG state,
-  metrics history, and the structure of the optimiser/scheduler state with
-  every array replaced by a reference ``{"__array__": "member name"}``;
+  the metrics history's column names, and the structure of the
+  optimiser/scheduler state with every array replaced by a reference
+  ``{"__array__": "member name"}``;
 - one plain numeric array per parameter/buffer (``model/<name>``), per
   optimiser state tensor (``state/<n>``) and per preprocessing array
-  (``pipeline/<name>``).
+  (``pipeline/<name>``), and ``history``: the metrics history as one float64
+  table, a row per epoch (NaN where an epoch has no value), so that a long
+  run's checkpoint stays small. ``load_checkpoint`` gives the history back as
+  a list of dicts, as format 1 stored it in the JSON.
 
 Writes are atomic (temporary file in the same folder, flush, fsync, rename,
 fsync of the folder), so a process killed at any moment leaves the previous
@@ -41,7 +45,9 @@ from typing import Any
 import numpy as np
 from numpy.lib import format as npy_format
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions this micrograd reads: 1 kept the history as JSON rows.
+READABLE_VERSIONS = (1, 2)
 META = "meta.json"
 PREFIXES = ("model/", "state/", "pipeline/")
 #: Largest array member accepted, checked from its header before any allocation.
@@ -52,7 +58,7 @@ MAX_MEMBERS = 100_000
 MAX_NDIM = 32
 
 # model/0.weight, pipeline/center, state/12 (+ ".npy" inside the zip)
-_MEMBER = re.compile(r"(?:(?:model|pipeline)/[A-Za-z0-9_.\-]+|state/[0-9]+)")
+_MEMBER = re.compile(r"(?:(?:model|pipeline)/[A-Za-z0-9_.\-]+|state/[0-9]+|history)")
 # What reading a hostile file can raise, anywhere from the zip layer to the JSON.
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, struct.error, UnicodeDecodeError, ValueError,
                 TypeError, KeyError, IndexError, EOFError, OSError, RecursionError,
@@ -194,18 +200,24 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
         tmp = None
     except OSError as exc:
         _discard(tmp)
-        reason = exc.strerror or str(exc)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            reason += " (free some space, or set output.dir to another disk)"
-        elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            reason += f" (check that {folder} is writable)"
         kept = (f"the previous {path.name} is unchanged" if path.exists()
                 else f"no {path.name} was written")
-        raise CheckpointSaveError(f"could not write {path}: {reason}; {kept}") from exc
+        raise CheckpointSaveError(f"could not write {path}: {write_failure(exc, folder)}; "
+                                  f"{kept}") from exc
     except BaseException:  # KeyboardInterrupt included: never leave our temporary behind
         _discard(tmp)
         raise
     _fsync_folder(folder)
+
+
+def write_failure(exc: OSError, folder: Path) -> str:
+    """Why a write into ``folder`` failed, with what to do about it."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason += " (free some space, or set output.dir to another disk)"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        reason += f" (check that {folder} is writable)"
+    return reason
 
 
 def _discard(tmp) -> None:
@@ -221,7 +233,9 @@ def save_checkpoint(path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -
     from micrograd import __version__
 
     meta = {"format_version": FORMAT_VERSION, "micrograd_version": __version__, **meta}
-    members = {META: np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)}
+    meta["history"], table = _history_table(meta.get("history", []))
+    members = {META: np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+               "history": table}
     for name, arr in arrays.items():
         if not _MEMBER.fullmatch(name):
             raise ValueError(f"checkpoint member {name!r} must be model/<name>, state/<n> or "
@@ -261,8 +275,47 @@ def load_checkpoint(path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         raise CheckpointError(f"{path}: not a readable micrograd checkpoint "
                               f"({type(exc).__name__}: {exc})") from None
     meta = _read_meta(arrays.pop(META), path)
+    if meta["format_version"] >= 2:
+        meta["history"] = _history_rows(meta.get("history"), arrays.pop("history", None), path)
+    elif "history" in arrays:
+        raise CheckpointError(f"{path}: unexpected member 'history' in a format 1 checkpoint")
     _check_contents(meta, arrays, path)
     return meta, arrays
+
+
+def _history_table(rows) -> tuple[dict, np.ndarray]:
+    """Metrics history rows (dicts of numbers) -> ({columns, integer columns}, float64 table)."""
+    rows = list(rows)
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    table = np.full((len(rows), len(columns)), np.nan)
+    for i, row in enumerate(rows):
+        for j, key in enumerate(columns):
+            if key in row:
+                table[i, j] = row[key]
+    integer = [k for k in columns
+               if all(type(row[k]) is int for row in rows if k in row)]
+    return {"columns": columns, "integer": integer}, table
+
+
+def _history_rows(spec, table, path) -> list[dict]:
+    """Inverse of ``_history_table``, checking that the two fit together."""
+    if (not isinstance(spec, dict) or set(spec) != {"columns", "integer"}
+            or not all(isinstance(spec[k], list) and all(isinstance(c, str) for c in spec[k])
+                       for k in spec)):
+        raise CheckpointError(f"{path}: metadata 'history' must name its columns and integer "
+                              f"columns")
+    if table is None or table.ndim != 2 or table.shape[1] != len(spec["columns"]) \
+            or table.dtype != np.float64:
+        raise CheckpointError(f"{path}: the 'history' member does not fit its "
+                              f"{len(spec['columns'])} columns")
+    integer = set(spec["integer"])
+    try:
+        return [{key: int(v) if key in integer else float(v)
+                 for key, v in zip(spec["columns"], row.tolist()) if v == v}
+                for row in table]
+    except OverflowError:
+        raise CheckpointError(f"{path}: an integer column of the history holds an infinite "
+                              f"value") from None
 
 
 def _read_members(zf: zipfile.ZipFile, file_size: int, path: Path) -> dict[str, np.ndarray]:
@@ -357,10 +410,10 @@ def _read_meta(raw: np.ndarray, path: Path) -> dict:
         raise CheckpointError(f"{path}: metadata is a JSON {type(meta).__name__}, expected an "
                               f"object")
     version = meta.get("format_version")
-    if type(version) is not int or version != FORMAT_VERSION:
+    if type(version) is not int or version not in READABLE_VERSIONS:
         raise CheckpointError(
             f"{path}: unknown checkpoint format version {version!r} (this micrograd reads "
-            f"version {FORMAT_VERSION})"
+            f"versions {', '.join(map(str, READABLE_VERSIONS))})"
         )
     return meta
 

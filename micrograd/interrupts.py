@@ -62,3 +62,18 @@ def deferred_signals(signals=SIGNALS):
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old if old is not None else signal.SIG_DFL)
+
+
+@contextmanager
+def signals_held(signals=SIGNALS):
+    """Hold ``signals`` back (blocked, not lost) for a short write that must not be cut
+    in half by a Ctrl-C held down; they are delivered when the block ends."""
+    block = getattr(signal, "pthread_sigmask", None)
+    if block is None:  # pragma: no cover - not POSIX
+        yield
+        return
+    previous = block(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        block(signal.SIG_SETMASK, previous)

@@ -27,7 +27,26 @@ __all__ = [
     "mae",
     "r2",
     "regression_report",
+    "VALIDATION_METRICS",
+    "GOAL",
+    "improved",
 ]
+
+#: The figures training computes on the validation split, per task, besides the loss.
+VALIDATION_METRICS = {
+    "classification": ("accuracy", "f1_macro"),
+    "regression": ("mse", "rmse", "mae", "r2"),
+}
+#: Which way is better for each figure a run can monitor (``train.monitor``).
+GOAL = {"loss": "min", "mse": "min", "rmse": "min", "mae": "min",
+        "accuracy": "max", "f1_macro": "max", "r2": "max"}
+
+
+def improved(metric: str, value: float, best) -> bool:
+    """Whether ``value`` of ``metric`` beats ``best`` (None: nothing to beat yet)."""
+    if best is None:
+        return True
+    return value < best if GOAL[metric] == "min" else value > best
 
 _AVERAGES = (None, "binary", "micro", "macro", "weighted")
 

@@ -26,7 +26,6 @@ import io
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
@@ -36,15 +35,15 @@ import micrograd.tensor as mt
 from micrograd import metrics as M
 from micrograd.build import (build_data, build_loss, build_model, build_optimizer,
                              build_scheduler, check_output)
-from micrograd.checkpoint import CheckpointError, atomic_write_bytes, save_checkpoint
+from micrograd.checkpoint import (CheckpointError, CheckpointSaveError, atomic_write_bytes,
+                                  save_checkpoint, write_failure)
 from micrograd.config.loader import ConfigError, dump_yaml
 from micrograd.config.schema import Config
 from micrograd.data.pipeline import Pipeline
 from micrograd.interrupts import deferred_signals
 from micrograd.resume import (LoopState, checkpoint_state, restore, restore_training,
                               resume_checkpoint)
-
-LATEST = Path("runs") / "latest"
+from micrograd.run import RunFolder, record_latest
 #: Without train.checkpoint_every, checkpoint.npz is rewritten at most this often
 #: (and always after the last epoch, and on an interrupt).
 AUTOSAVE_SECONDS = 30.0
@@ -115,11 +114,21 @@ def prepare(config: Config, splits=None) -> Run:
     """Seed, then build data, model, loss, optimiser and scheduler."""
     mt.manual_seed(config.train.seed)
     splits = splits if splits is not None else build_data(config)
+    check_monitor(config, splits.pipeline.task)
     model, rows = build_model(config, splits.pipeline.input_shape)
     check_output(config, rows, splits)
     optimizer = build_optimizer(config, model.parameters())
     return Run(config, splits, model, rows, build_loss(config), optimizer,
                build_scheduler(config, optimizer))
+
+
+def check_monitor(config: Config, task: str) -> None:
+    """``train.monitor`` must be a figure that validation computes for this task."""
+    monitor = config.train.monitor
+    if monitor != "loss" and monitor not in M.VALIDATION_METRICS[task]:
+        choices = ", ".join(("loss",) + M.VALIDATION_METRICS[task])
+        raise ConfigError(f"train.monitor: {monitor!r} is not computed for a {task} target; "
+                          f"expected one of: {choices}")
 
 
 # ------------------------------------------------------------- evaluation
@@ -207,24 +216,6 @@ class Reporter:
         """Training stopped early by an exception: release the display."""
 
 
-def _new_run_dir(config: Config, name: str) -> Path:
-    if config.output.dir:
-        return Path(config.output.dir)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path("runs") / f"{name}-{stamp}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = Path(f"{base}-{n}")
-    return path
-
-
-def _improved(monitor: str, value: float, best: Optional[float]) -> bool:
-    if best is None:
-        return True
-    return value < best if monitor == "loss" else value > best
-
-
 def _check_finite(loss: float, model, epoch: int, step: int):
     if not math.isfinite(loss):
         raise TrainingDiverged(
@@ -241,8 +232,13 @@ def _check_finite(loss: float, model, epoch: int, step: int):
 
 
 def train(config: Config, *, name: str = "run", reporter: Optional[Reporter] = None,
-          run_dir=None, resume=None) -> TrainResult:
+          run_dir=None, resume=None, force: bool = False) -> TrainResult:
     """Train the model a config describes; returns the run folder, history and test metrics.
+
+    The run folder is ``run_dir``, else ``config.output.dir``, else a new
+    ``runs/<name>-<time>``. It must be new or empty: one that holds an earlier
+    run is refused unless ``force`` (which removes that run's files), and one
+    holding other files is refused always. It is locked while the run writes.
 
     ``resume``: a run folder or checkpoint to continue from; training then goes
     on from the saved epoch (mid-epoch after an interrupt) in that checkpoint's
@@ -257,43 +253,74 @@ def train(config: Config, *, name: str = "run", reporter: Optional[Reporter] = N
     state, kept = LoopState(), {}
     if resume is not None:
         checkpoint = resume_checkpoint(resume)
-        state = restore_training(run, loader, checkpoint)
-        if state.stopped_early or state.epoch >= cfg.epochs:
-            why = ("stopped early" if state.stopped_early
-                   else f"trained all {state.epoch} epochs")
-            raise ConfigError(f"nothing to resume: {checkpoint} {why}; to train on, raise "
-                              f"train.epochs (--set train.epochs=N) and resume again")
-        run_dir = checkpoint.parent
-        kept = {checkpoint.name: state.epoch}
-        if (run_dir / "best.npz").is_file() and state.best_row:
-            kept.setdefault("best.npz", state.best_row["epoch"])
-    run_dir = Path(run_dir) if run_dir else _new_run_dir(config, name)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(run_dir / "config.yaml", dump_yaml(config).encode("utf-8"))
-    has_val = len(run.splits.y_val) > 0
-    metrics_log = MetricsLog(run_dir / "metrics.csv", _metric_columns(run.pipeline, has_val),
-                             state.history)
-    loop = _Loop(run, loader, run_dir, reporter, state, metrics_log, kept)
-    reporter.start(run, run_dir, cfg.epochs, len(loader))
-    if resume is not None:
-        reporter.resumed(checkpoint, state.epoch, state.batch, state.step)
+        folder = RunFolder.resume(checkpoint.parent)
+    elif run_dir or config.output.dir:
+        folder = RunFolder.create(run_dir or config.output.dir, force=force)
+    else:
+        folder = RunFolder.auto(name)
+    run_dir = folder.path
     try:
-        loop.execute()
-    except BaseException:
-        reporter.close()
-        raise
-    if not (run_dir / "best.npz").exists():
-        loop.save(best=checkpoint_state(run, state, loader), checkpoint=None)
-
-    test_metrics = {}
-    if len(run.splits.y_test):
-        best = restore(run_dir / "best.npz")
-        test_metrics = full_report(best.model, run.splits.x_test, run.splits.y_test, config,
-                                   run.pipeline)
+        if resume is not None:
+            state = restore_training(run, loader, checkpoint)
+            if state.stopped_early or state.epoch >= cfg.epochs:
+                why = ("stopped early" if state.stopped_early
+                       else f"trained all {state.epoch} epochs")
+                raise ConfigError(f"nothing to resume: {checkpoint} {why}; to train on, raise "
+                                  f"train.epochs (--set train.epochs=N) and resume again")
+            kept = {checkpoint.name: state.epoch}
+            if (run_dir / "best.npz").is_file() and state.best_row:
+                kept.setdefault("best.npz", state.best_row["epoch"])
+            folder.resumed()
+        else:
+            folder.start(name)
+        result = _train_in(folder, run, loader, state, kept, reporter,
+                           checkpoint if resume is not None else None)
+    finally:
+        folder.release()
     record_latest(run_dir)
+    reporter.finish(result)
+    return result
+
+
+def _train_in(folder: RunFolder, run: Run, loader, state, kept, reporter, resumed_from):
+    """The epochs, the final best.npz and the test metrics, in a claimed run folder."""
+    run_dir, config = folder.path, run.config
+    try:
+        atomic_write_bytes(run_dir / "config.yaml", dump_yaml(config).encode("utf-8"))
+        has_val = len(run.splits.y_val) > 0
+        metrics_log = MetricsLog(run_dir / "metrics.csv", _metric_columns(run.pipeline, has_val),
+                                 state.history)
+        loop = _Loop(run, loader, run_dir, reporter, state, metrics_log, kept)
+        reporter.start(run, run_dir, config.train.epochs, len(loader))
+        if resumed_from is not None:
+            reporter.resumed(resumed_from, state.epoch, state.batch, state.step)
+        try:
+            loop.execute()
+        except BaseException:
+            reporter.close()
+            raise
+        if not (run_dir / "best.npz").exists():
+            loop.save(best=checkpoint_state(run, state, loader), checkpoint=None)
+
+        test_metrics = {}
+        if len(run.splits.y_test):
+            best = restore(run_dir / "best.npz")
+            test_metrics = full_report(best.model, run.splits.x_test, run.splits.y_test, config,
+                                       run.pipeline)
+    except TrainingDiverged as exc:
+        folder.finish("diverged", epoch=exc.epoch, step=exc.step)
+        raise
+    except KeyboardInterrupt:
+        folder.finish("interrupted", epoch=state.epoch, step=state.step)
+        raise
+    except BaseException as exc:
+        folder.finish("failed", epoch=state.epoch, error=str(exc)[:500])
+        raise
     result = TrainResult(run_dir, state.history, state.best_row, test_metrics,
                          state.stopped_early)
-    reporter.finish(result)
+    folder.finish("finished", epoch=state.epoch, stopped_early=state.stopped_early,
+                  best=state.best_row,
+                  test={k: v for k, v in test_metrics.items() if isinstance(v, (int, float))})
     return result
 
 
@@ -357,6 +384,19 @@ class _Loop:
             checkpoint=self.run_dir / "checkpoint.npz", epoch=s.epoch, step=s.step,
             signal_name=caught.name, saved=True)
 
+    def _log(self, row: dict, saved: bool):
+        """Append the epoch to metrics.csv; if that fails (a full disk), save the state
+        so that nothing is lost, and stop with an error that names the file."""
+        try:
+            self.metrics_log.write(row)
+        except CheckpointSaveError as exc:
+            if not saved:
+                self.save(checkpoint_state(self.run, self.state, self.loader))
+            raise CheckpointSaveError(
+                f"{exc}. Training stopped; {self.run_dir / 'checkpoint.npz'} holds epoch "
+                f"{row['epoch']}: free some space and resume with --resume {self.run_dir} "
+                f"(metrics.csv is rewritten from the checkpoint)") from exc
+
     def _where(self) -> str:
         s = self.state
         if s.batch:
@@ -415,14 +455,12 @@ class _Loop:
                 else:
                     run.scheduler.step()
 
-            self.metrics_log.write(row)
-
             key = "val_loss" if cfg.monitor == "loss" else f"val_{cfg.monitor}"
             current = row.get(key, row["train_loss"] if cfg.monitor == "loss" and not has_val
                               else None)
             snapshot = None
             if current is not None:
-                if _improved(cfg.monitor, current, s.best_value):
+                if M.improved(cfg.monitor, current, s.best_value):
                     s.best_value, s.best_row, s.since_best = current, row, 0
                     snapshot = self.pending_best = checkpoint_state(run, s, loader)
                 else:
@@ -437,6 +475,7 @@ class _Loop:
             saved = bool(due or last or caught)
             if saved:
                 self.save(snapshot or checkpoint_state(run, s, loader))
+            self._log(row, saved)
             reporter.epoch(row)
             if last:
                 break
@@ -475,25 +514,15 @@ class MetricsLog:
         return [_cell(row.get(c, "")) for c in self.columns]
 
     def write(self, row: dict):
-        with open(self.path, "a", newline="", encoding="utf-8") as fh:
-            csv.writer(fh).writerow(self._cells(row))
+        """Append one row; CheckpointSaveError names the file when that fails."""
+        try:
+            with open(self.path, "a", newline="", encoding="utf-8") as fh:
+                csv.writer(fh).writerow(self._cells(row))
+        except OSError as exc:
+            raise CheckpointSaveError(f"could not append epoch {row.get('epoch')} to "
+                                      f"{self.path}: {write_failure(exc, self.path.parent)}"
+                                      ) from exc
 
 
 def _cell(v):
     return f"{v:.6g}" if isinstance(v, float) else v
-
-
-def record_latest(run_dir: Path) -> None:
-    """Remember the run so that `eval` and `predict` without a path use it."""
-    LATEST.parent.mkdir(parents=True, exist_ok=True)
-    LATEST.write_text(str(Path(run_dir).resolve()) + "\n", encoding="utf-8")
-
-
-def latest_checkpoint() -> Optional[Path]:
-    if not LATEST.is_file():
-        return None
-    run_dir = Path(LATEST.read_text(encoding="utf-8").strip())
-    for name in ("best.npz", "checkpoint.npz"):
-        if (run_dir / name).is_file():
-            return run_dir / name
-    return None

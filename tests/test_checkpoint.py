@@ -100,7 +100,8 @@ def test_round_trip_keeps_dtypes_shapes_and_zero_dim_arrays(tmp_path):
 def test_saved_file_is_a_plain_npz_without_pickle(tmp_path):
     small(tmp_path / "c.npz")
     with np.load(tmp_path / "c.npz", allow_pickle=False) as npz:
-        assert sorted(npz.files) == ["meta.json", "model/0.bias", "model/0.weight", "state/0"]
+        assert sorted(npz.files) == ["history", "meta.json", "model/0.bias", "model/0.weight",
+                                     "state/0"]
 
 
 def test_writer_refuses_objects_and_unknown_names(tmp_path):

@@ -275,9 +275,25 @@ class TrainConfig(Strict):
     val_every: PositiveInt = 1
     # Write checkpoint.npz every N epochs; by default every 30 s and after the last epoch.
     checkpoint_every: Optional[PositiveInt] = None
-    # Which validation figure picks best.npz: 'loss' (lower is better), or a
-    # metric such as 'accuracy' or 'r2' (higher is better).
+    # Which validation figure picks best.npz and drives early stopping. Each
+    # knows its direction (micrograd.metrics.GOAL): loss, mse, rmse and mae go
+    # down; accuracy, f1_macro and r2 go up. Keras's 'val_loss' spelling is accepted.
     monitor: str = "loss"
+
+    @field_validator("monitor")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        import difflib
+
+        from micrograd.metrics import GOAL
+
+        name = value.removeprefix("val_")
+        if name not in GOAL:
+            close = difflib.get_close_matches(name, list(GOAL), n=1, cutoff=0.6)
+            raise ValueError(f"unknown metric {value!r}"
+                             + (f" — did you mean '{close[0]}'?" if close else "")
+                             + f" (expected one of: {', '.join(GOAL)})")
+        return name
 
 
 class OutputConfig(Strict):
