@@ -23,6 +23,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from .display import relative
+
 app = typer.Typer(
     name="micrograd",
     help="Train, evaluate and run neural networks on micrograd's NumPy autograd engine.",
@@ -80,7 +82,7 @@ def main(
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     """Library warnings (an unseen category, skipped lines) as one line, no source code."""
-    typer.echo(f"warning: {message}", err=True)
+    typer.echo(f"warning: {relative(str(message))}", err=True)
 
 
 def _console():
@@ -93,8 +95,8 @@ def _fail(message: str, code: int):
     from rich.console import Console
     from rich.markup import escape
 
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False,
-                               soft_wrap=True)
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(relative(message))}",
+                               highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -11,6 +11,8 @@ from rich.table import Table
 
 from micrograd.train import Reporter
 
+from .display import relative
+
 
 def _fmt(v):
     return f"{v:.4g}" if isinstance(v, float) else str(v)
@@ -38,7 +40,7 @@ class PlainReporter(Reporter):
         if not self.quiet:
             params = sum(p.size for p in run.model.parameters())
             self.say(f"training {params:,} parameters on {len(run.splits.y_train):,} samples "
-                     f"for {epochs} epochs -> {run_dir}")
+                     f"for {epochs} epochs -> {relative(run_dir)}")
 
     def resumed(self, checkpoint, epoch, batch, step):
         if not self.quiet:
@@ -125,7 +127,7 @@ def print_result(console: Console, result, quiet: bool = False):
                                           if k.startswith("val_")}
         shown = [f"{k}={_fmt(v)}" for k, v in figures.items()
                  if isinstance(v, (int, float)) and "/" not in k and k != "support"]
-        console.print(" ".join(shown + [f"run={result.run_dir}"]), markup=False,
+        console.print(" ".join(shown + [f"run={relative(result.run_dir)}"]), markup=False,
                       highlight=False, soft_wrap=True)
         return
     table = Table(title="result", show_header=True)
@@ -142,7 +144,7 @@ def print_result(console: Console, result, quiet: bool = False):
     if result.stopped_early:
         table.add_row("stopped early", "yes")
     console.print(table)
-    d = result.run_dir
+    d = relative(result.run_dir)
     console.print(f"run folder: {d}\n  config.yaml, metrics.csv, checkpoint.npz (last epoch), "
                   f"best.npz (best validation)\n  `micrograd eval` and `micrograd predict` now "
                   f"use this run by default.", highlight=False)

@@ -81,23 +81,25 @@ CSV = {"data": {"type": "csv", "path": "table.csv", "target": "y"},
        "loss": "mse", "optimizer": {"type": "sgd", "lr": 0.01}, "train": {"epochs": 2}}
 
 
-@pytest.mark.parametrize("content,fragments", [
-    (b"\xff\xfe\x00\x81garbage", ["table.csv is not UTF-8 text"]),
-    (b"", ["table.csv is empty", "expected a header row"]),
-    (b"x,y\n1,2\n3\n", ["table.csv, line 3: expected 2 fields", "found 1"]),
-    (b"x,z\n1,2\n3,4\n", ["target column 'y' not found", "Available columns: x, z"]),
-    (b"x,y\n", ["has a header row but no data rows"]),
-    (b"x,x,y\n1,2,3\n", ["duplicate column names"]),
+@pytest.mark.parametrize("content,code,fragments", [
+    (b"\xff\xfe\x00\x81garbage", 1, ["table.csv is not UTF-8 text"]),
+    (b"", 1, ["table.csv is empty", "expected a header row"]),
+    (b"x,y\n1,2\n3\n", 1, ["table.csv, line 3: expected 2 fields", "found 1"]),
+    # the config names a column the file lacks: a config error
+    (b"x,z\n1,2\n3,4\n", 2, ["target column 'y' not found", "Available columns: x, z"]),
+    (b"x,y\n", 1, ["has a header row but no data rows"]),
+    (b"x,x,y\n1,2,3\n", 1, ["duplicate column names"]),
 ])
-def test_corrupt_csv(tmp_path, content, fragments):
+def test_corrupt_csv(tmp_path, content, code, fragments):
+    """A data file that cannot be used exits 1 whatever its kind."""
     (tmp_path / "table.csv").write_bytes(content)
     config = write_yaml(tmp_path / "csv.yaml", CSV)
-    fails(run(["train", config], tmp_path), 2, *fragments)
+    fails(run(["train", config], tmp_path), code, *fragments)
 
 
 def test_missing_csv(tmp_path):
     config = write_yaml(tmp_path / "csv.yaml", CSV)
-    fails(run(["train", config], tmp_path), 2, "tabular data file not found", "table.csv")
+    fails(run(["train", config], tmp_path), 1, "tabular data file not found", "table.csv")
 
 
 TEXT = {"data": {"type": "text", "path": "reviews.txt"},
@@ -108,12 +110,12 @@ TEXT = {"data": {"type": "text", "path": "reviews.txt"},
 
 @pytest.mark.parametrize("content,fragments", [
     (b"good one\t1\nno label here\nbad one\t0\n", ["reviews.txt, line 2", "sentence<TAB>label"]),
-    (b"\xff\xfe broken\t1\n", ["reviews.txt: not UTF-8 text"]),
+    (b"\xff\xfe broken\t1\n", ["reviews.txt, line 1: not UTF-8 text"]),
 ])
 def test_corrupt_text_files(tmp_path, content, fragments):
     (tmp_path / "reviews.txt").write_bytes(content)
     config = write_yaml(tmp_path / "text.yaml", TEXT)
-    fails(run(["train", config], tmp_path), 2, *fragments)
+    fails(run(["train", config], tmp_path), 1, *fragments)
 
 
 def test_data_of_the_wrong_shape_for_the_model(tmp_path):
@@ -184,14 +186,14 @@ def test_predict_inputs_of_the_wrong_form(models):
     fails(run(["predict", "-c", "blobs"], models), 2, "exactly one of --input")
     fails(run(blobs + ["-f", "missing.txt"], models), 1, "input file missing.txt does not exist")
     (models / "lines.txt").write_text("1,2\n3\n")
-    fails(run(blobs + ["-f", "lines.txt"], models), 2, "got 1 number(s)")
+    fails(run(blobs + ["-f", "lines.txt"], models), 1, "lines.txt, line 2: got 1 number(s)")
     table = ["predict", "-c", "table"]
     fails(run(table + ["-i", "size=3"], models), 2, "unknown column(s) size", "columns: area, kind")
     fails(run(table + ["-i", "1,2,3,4"], models), 2, "got 4 value(s), the model expects 2")
     fails(run(table + ["-i", "area=big,kind=a"], models), 2, "'big'")
     fails(run(table + ["-i", "\r0"], models), 2, "expected one line of comma-separated values")
     (models / "bad.csv").write_bytes(b"area,kind\n\xff\xfe\n")
-    fails(run(table + ["-f", "bad.csv"], models), 2, "bad.csv: expected UTF-8 text")
+    fails(run(table + ["-f", "bad.csv"], models), 1, "bad.csv is not UTF-8 text")
 
 
 def test_predict_image_inputs_of_the_wrong_form(tmp_path, digits):

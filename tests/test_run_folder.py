@@ -246,3 +246,14 @@ def test_help_shows_no_bool_placeholders_and_says_set_repeats(tmp_path):
     result = run(["train", "--help"], tmp_path)
     assert "<bool>" not in result.output and "Repeat" in result.output
     assert "KEY=VALUE" in result.output
+
+
+def test_error_paths_are_shown_relative_to_the_current_folder(tmp_path):
+    """The library resolves paths to absolute ones; messages show them as typed."""
+    work = tmp_path / "work"
+    work.mkdir()
+    cfg = {**linear(), "data": {"type": "csv", "path": "../elsewhere/missing.csv", "target": "y"}}
+    write_config(work, cfg)
+    result = run(["train", "config.yaml"], work)
+    assert result.exit_code == 1, result.output
+    assert "../elsewhere/missing.csv" in result.output and str(tmp_path) not in result.output
