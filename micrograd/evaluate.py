@@ -13,7 +13,8 @@ import numpy as np
 
 from micrograd.config.loader import ConfigError
 from micrograd.data.pipeline import DataError
-from micrograd.train import full_report, restore
+from micrograd.inference import full_report
+from micrograd.run import restore
 
 
 def evaluate_checkpoint(path, data=None) -> tuple[dict, str]:

@@ -20,7 +20,8 @@ import numpy as np
 
 from micrograd.data.pipeline import DataError, PipelineError
 from micrograd.data.tabular import FLOAT32_MAX, _suggest, read_text, source_name
-from micrograd.train import class_probabilities, predict_outputs, restore
+from micrograd.inference import class_probabilities, predict_outputs
+from micrograd.run import restore
 
 
 class Predictor:

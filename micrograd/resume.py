@@ -2,9 +2,9 @@
 
 ``checkpoint_state`` turns a run (model, optimiser, scheduler, random
 generator, data loader, the loop's :class:`LoopState`) into checkpoint
-metadata and arrays; ``restore`` rebuilds the model and its preprocessing from
-a checkpoint alone (for eval and predict); ``restore_training`` puts a freshly
-prepared run back exactly where a checkpoint left it (for resume). A
+metadata and arrays; ``restore_training`` puts a freshly prepared run back
+exactly where a checkpoint left it (for resume; ``micrograd.run.restore``
+rebuilds a model from a checkpoint alone, for eval and predict). A
 checkpoint may come from anyone: whatever does not fit is a CheckpointError
 that names the problem, e.g. the parameter whose shape differs.
 """
@@ -13,16 +13,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
 import micrograd.tensor as mt
-from micrograd.build import ModelConfigError, build_model
 from micrograd.checkpoint import CheckpointError, load_checkpoint, pack_state, unpack_state
-from micrograd.config.loader import ConfigError, to_plain, validate
+from micrograd.config.loader import ConfigError, to_plain
 from micrograd.config.schema import Config
-from micrograd.data.pipeline import Pipeline, pipeline_from_state
+from micrograd.run import _STATE_ERRORS, load_weights
 
 if TYPE_CHECKING:
     from micrograd.train import Run
@@ -90,79 +89,6 @@ def checkpoint_state(run: Run, state: LoopState, loader=None) -> tuple[dict, dic
         "history": list(state.history),  # a snapshot: the run's list grows on
     }
     return meta, arrays
-
-
-@dataclass
-class Restored:
-    config: Config
-    pipeline: Pipeline
-    model: Any
-    rows: list
-    meta: dict = field(default_factory=dict)
-    arrays: dict = field(default_factory=dict)
-
-
-# What building objects from a hostile checkpoint's JSON can raise.
-_STATE_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError,
-                 RecursionError)
-
-
-def restore(path) -> Restored:
-    """Model, config and preprocessing from a checkpoint file alone.
-
-    Raises CheckpointError for anything that does not fit: an invalid stored
-    config, unusable preprocessing state, or parameters of other names or
-    shapes than the model the config describes.
-    """
-    meta, arrays = load_checkpoint(path)
-    try:
-        config = validate(meta["config"], source=f"{path} (stored config)")
-    except ConfigError as exc:
-        raise CheckpointError(f"{path}: the stored config is not valid: {exc}") from None
-    pipe_arrays = {k[len("pipeline/"):]: v for k, v in arrays.items() if k.startswith("pipeline/")}
-    try:
-        pipeline = pipeline_from_state(meta["pipeline"], pipe_arrays)
-        input_shape = tuple(int(n) for n in pipeline.input_shape)
-    except _STATE_ERRORS as exc:
-        raise CheckpointError(f"{path}: the stored preprocessing state is not usable "
-                              f"({type(exc).__name__}: {exc})") from None
-    weights = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
-    try:
-        # The cap keeps a forged config from allocating more than the file holds.
-        model, rows = build_model(config, input_shape,
-                                  max_values=sum(w.size for w in weights.values()))
-    except ModelConfigError as exc:
-        raise CheckpointError(f"{path}: the parameters do not fit the model its config "
-                              f"describes: {exc}") from None
-    load_weights(model, weights, path)
-    model.eval()
-    return Restored(config, pipeline, model, rows, meta, arrays)
-
-
-def load_weights(model, weights: dict, path) -> None:
-    """Copy checkpoint arrays into ``model``; CheckpointError names any misfit parameter."""
-    own = model.state_dict()
-    for name, target in own.items():
-        if name not in weights:
-            raise CheckpointError(f"{path}: no values for parameter {name!r} of the model its "
-                                  f"config describes")
-        value = weights[name]
-        if value.shape != target.shape:
-            raise CheckpointError(
-                f"{path}: parameter {name!r} has shape {_fmt_shape(value.shape)} in the "
-                f"checkpoint, but {_fmt_shape(target.shape)} in the model its config describes")
-        if (value.dtype.kind == "f") != (target.dtype.kind == "f") or value.dtype.kind == "c":
-            raise CheckpointError(f"{path}: parameter {name!r} is {value.dtype} in the "
-                                  f"checkpoint, the model expects {target.dtype}")
-    extra = sorted(set(weights) - set(own))
-    if extra:
-        raise CheckpointError(f"{path}: parameter {extra[0]!r} is not part of the model its "
-                              f"config describes")
-    model.load_state_dict(weights)
-
-
-def _fmt_shape(shape) -> str:
-    return "x".join(map(str, shape)) or "scalar"
 
 
 # ------------------------------------------------------------- resuming

@@ -13,6 +13,9 @@ A run folder holds ``run.json`` (who started the run, when, and how it ended),
 - a folder holding anything else (a user's files) is refused outright: a run
   never writes over a file it did not create.
 
+:func:`restore` rebuilds a run's model, config and preprocessing from one of
+its checkpoints alone, for ``eval`` and ``predict``.
+
 ``runs/latest`` is a small text file naming the newest run folder. It is
 replaced atomically and never followed if it is a symlink, and failing to
 update it only warns: the run itself has finished.
@@ -28,12 +31,16 @@ import json
 import os
 import re
 import warnings
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
-from micrograd.checkpoint import CheckpointError, atomic_write_bytes
-from micrograd.config.loader import ConfigError
+from micrograd.build import ModelConfigError, build_model
+from micrograd.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
+from micrograd.config.loader import ConfigError, validate
+from micrograd.config.schema import Config
+from micrograd.data.pipeline import Pipeline, pipeline_from_state
 from micrograd.interrupts import signals_held
 
 LATEST = Path("runs") / "latest"
@@ -260,3 +267,79 @@ def record_latest(run_dir) -> None:
     except (CheckpointError, OSError) as exc:
         warnings.warn(f"could not record {run_dir} as the latest run ({exc}); pass the run "
                       f"folder to eval and predict", stacklevel=2)
+
+
+# ------------------------------------------------------------- restoring
+
+
+@dataclass
+class Restored:
+    config: Config
+    pipeline: Pipeline
+    model: Any
+    rows: list
+    meta: dict = field(default_factory=dict)
+    arrays: dict = field(default_factory=dict)
+
+
+# What building objects from a hostile checkpoint's JSON can raise.
+_STATE_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError,
+                 RecursionError)
+
+
+def restore(path) -> Restored:
+    """Model, config and preprocessing from a checkpoint file alone.
+
+    Raises CheckpointError for anything that does not fit: an invalid stored
+    config, unusable preprocessing state, or parameters of other names or
+    shapes than the model the config describes.
+    """
+    meta, arrays = load_checkpoint(path)
+    try:
+        config = validate(meta["config"], source=f"{path} (stored config)")
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: the stored config is not valid: {exc}") from None
+    pipe_arrays = {k[len("pipeline/"):]: v for k, v in arrays.items() if k.startswith("pipeline/")}
+    try:
+        pipeline = pipeline_from_state(meta["pipeline"], pipe_arrays)
+        input_shape = tuple(int(n) for n in pipeline.input_shape)
+    except _STATE_ERRORS as exc:
+        raise CheckpointError(f"{path}: the stored preprocessing state is not usable "
+                              f"({type(exc).__name__}: {exc})") from None
+    weights = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+    try:
+        # The cap keeps a forged config from allocating more than the file holds.
+        model, rows = build_model(config, input_shape,
+                                  max_values=sum(w.size for w in weights.values()))
+    except ModelConfigError as exc:
+        raise CheckpointError(f"{path}: the parameters do not fit the model its config "
+                              f"describes: {exc}") from None
+    load_weights(model, weights, path)
+    model.eval()
+    return Restored(config, pipeline, model, rows, meta, arrays)
+
+
+def load_weights(model, weights: dict, path) -> None:
+    """Copy checkpoint arrays into ``model``; CheckpointError names any misfit parameter."""
+    own = model.state_dict()
+    for name, target in own.items():
+        if name not in weights:
+            raise CheckpointError(f"{path}: no values for parameter {name!r} of the model its "
+                                  f"config describes")
+        value = weights[name]
+        if value.shape != target.shape:
+            raise CheckpointError(
+                f"{path}: parameter {name!r} has shape {_fmt_shape(value.shape)} in the "
+                f"checkpoint, but {_fmt_shape(target.shape)} in the model its config describes")
+        if (value.dtype.kind == "f") != (target.dtype.kind == "f") or value.dtype.kind == "c":
+            raise CheckpointError(f"{path}: parameter {name!r} is {value.dtype} in the "
+                                  f"checkpoint, the model expects {target.dtype}")
+    extra = sorted(set(weights) - set(own))
+    if extra:
+        raise CheckpointError(f"{path}: parameter {extra[0]!r} is not part of the model its "
+                              f"config describes")
+    model.load_state_dict(weights)
+
+
+def _fmt_shape(shape) -> str:
+    return "x".join(map(str, shape)) or "scalar"

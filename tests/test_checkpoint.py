@@ -23,7 +23,8 @@ from micrograd.build import ModelConfigError, build_model
 from micrograd.checkpoint import (CheckpointError, CheckpointSaveError, load_checkpoint,
                                   save_checkpoint)
 from micrograd.config.loader import validate
-from micrograd.train import restore, train
+from micrograd.run import restore
+from micrograd.train import train
 
 META = {"config": {}, "pipeline": {}, "epoch": 1, "step": 2, "history": [{"epoch": 1}]}
 FUZZ = settings(max_examples=60, deadline=None,
