@@ -27,41 +27,11 @@ class ModelConfigError(ConfigError):
 
 
 def build_data(config: Config) -> Splits:
-    """Load and split the dataset the config describes, fitting preprocessing on train."""
-    d = config.data
-    if d.type == "synthetic":
-        from micrograd.data.synthetic import load_synthetic
+    """Load and split the dataset the config describes, fitting preprocessing on train:
+    the data kind that reads ``config.data.type`` does it (``micrograd.data.kinds``)."""
+    from micrograd.data.kinds import load_data
 
-        options = {"linear": dict(slope=d.slope, intercept=d.intercept, noise=d.noise),
-                   "blobs": dict(centers=d.centers, std=d.std),
-                   "moons": dict(noise=d.noise)}[d.kind]
-        if d.n is not None:
-            options["n"] = d.n
-        return load_synthetic(d.kind, splits=d.splits.fractions(), seed=d.seed,
-                              standardize=d.standardize, **options)
-    if d.type == "csv":
-        from micrograd.data.tabular import load_tabular
-
-        return load_tabular(
-            d.path, d.target, features=d.features, categorical=d.categorical,
-            numeric=d.numeric, drop=d.drop, task=d.task, impute_numeric=d.impute_numeric,
-            impute_categorical=d.impute_categorical, fill_value=d.fill_value,
-            scaling=d.scaling, log_target=d.log_target, splits=d.splits.fractions(),
-            seed=d.seed,
-        )
-    if d.type == "text":
-        from micrograd.data.text import load_text
-
-        return load_text(
-            d.path, delimiter=d.delimiter, has_header=d.has_header, lowercase=d.lowercase,
-            min_freq=d.min_freq, max_vocab=d.max_vocab, vectorizer=d.vectorizer,
-            skip_bad_lines=d.skip_bad_lines, splits=d.splits.fractions(), seed=d.seed,
-        )
-    from micrograd.data.images import load_idx_images
-
-    return load_idx_images(d.root, name=d.type, mean=d.mean, std=d.std,
-                           splits=d.splits.fractions(), use_test_files=d.use_test_files,
-                           seed=d.seed, download=d.download, limit=d.limit)
+    return load_data(config.data)
 
 
 # ------------------------------------------------------------------ model

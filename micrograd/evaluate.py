@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from micrograd.config.loader import ConfigError
+from micrograd.data.kinds import kind_of
 from micrograd.data.pipeline import DataError
 from micrograd.inference import full_report
 from micrograd.run import restore
@@ -38,32 +39,10 @@ def evaluate_checkpoint(path, data=None) -> tuple[dict, str]:
 
 
 def read_labelled(path: Path, config, pipeline) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs and targets of another dataset of the checkpoint's form."""
-    kind = config.data.type
+    """Inputs and targets of another dataset of the checkpoint's form, read by the
+    pipeline's data kind (with the stored config's data section) and put through the
+    stored pipeline."""
+    path = Path(path)
     if not path.exists():
         raise DataError(f"evaluation data {path} does not exist")
-    if kind == "csv":
-        # training's reader and checks: a BOM, a renamed or missing column, a ragged
-        # row or an infinite value is an error naming the file, not nan metrics
-        rows, targets = pipeline.read_table(path, with_target=True)
-        return pipeline.transform(rows), pipeline.transform_target(targets)
-    if kind == "text":
-        from micrograd.data.text import _read_lines
-
-        d = config.data
-        records = _read_lines([path], d.delimiter, d.has_header, 0, 1)
-        names = pipeline.class_names
-        bad = [r for r in records if r[4] is not None or r[3] not in names]
-        if bad and not d.skip_bad_lines:
-            p, line, _, label, problem = bad[0]
-            raise DataError(f"{p}, line {line}: expected sentence<TAB>label with a label "
-                            f"in {names} ({problem or f'label {label!r}'})")
-        good = [r for r in records if r not in bad]
-        return (pipeline.transform([r[2] for r in good]),
-                np.array([names.index(r[3]) for r in good], dtype=np.int64))
-    if kind in ("mnist", "fashion_mnist"):
-        from micrograd.data.images import read_split
-
-        images, labels = read_split(path, "test", kind)
-        return pipeline.transform(images), labels
-    raise ConfigError(f"--data is not available for {kind} datasets (they are generated)")
+    return kind_of(pipeline, getattr(config, "data", None)).read_labelled(path)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .idx import IDXError, read_idx
+from .kinds import DataKind, register_kind
 from .pipeline import Pipeline, PipelineError, Splits
 from .splits import split_indices
 
@@ -76,6 +77,78 @@ class ImagePipeline(Pipeline):
     @classmethod
     def from_state(cls, meta, arrays):
         return cls(meta["input_shape"], meta["mean"], meta["std"], meta.get("class_names"))
+
+
+@register_kind
+class ImageKind(DataKind):
+    """Grey images from IDX folders: the config's ``type: mnist`` and
+    ``type: fashion_mnist``.
+
+    ``predict --input`` takes the path of a ``.npy`` array or a PNG/JPEG image
+    (``load_image``), ``predict --file`` one path per line; ``eval --data``
+    reads the t10k files of an IDX folder.
+    """
+
+    name = "image"
+    pipeline_class = ImagePipeline
+
+    @classmethod
+    def from_config(cls, section) -> Splits:
+        return load_idx_images(section.root, name=section.type, mean=section.mean,
+                               std=section.std, splits=section.splits.fractions(),
+                               use_test_files=section.use_test_files, seed=section.seed,
+                               download=section.download, limit=section.limit)
+
+    def expects(self) -> str:
+        _, h, w = self.pipeline.input_shape
+        return f"a .npy array or PNG/JPEG image of {h}x{w} pixels"
+
+    def parse(self, text: str) -> np.ndarray:
+        return load_image(text, self.pipeline.input_shape)
+
+    def model_input(self, raw_inputs) -> np.ndarray:
+        return self.pipeline.transform(np.stack([np.asarray(r) for r in raw_inputs]))
+
+    def read_labelled(self, path):
+        images, labels = read_split(path, "test", getattr(self.section, "type", "mnist"))
+        return self.pipeline.transform(images), labels
+
+
+def load_image(path_text: str, input_shape) -> np.ndarray:
+    """An image input: a .npy array, or PNG/JPEG when Pillow is installed."""
+    path = Path(path_text)
+    if not path.is_file():
+        raise PipelineError(f"image input {path} does not exist (expected a .npy array or a "
+                            f"PNG/JPEG file)")
+    if path.suffix.lower() == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise PipelineError(f"{path}: not a plain numeric .npy array ({exc})") from None
+        if array.dtype.kind in "fc":
+            bad = ~np.isfinite(array)
+            if bad.any():
+                where = tuple(int(i) for i in np.argwhere(bad)[0])
+                raise PipelineError(f"{path}: {int(bad.sum())} pixel value(s) are not finite "
+                                    f"numbers (NaN or infinite; the first at index {where}); "
+                                    f"expected an image of finite pixel values")
+        return array
+    try:
+        from PIL import Image
+    except ImportError:
+        raise PipelineError(
+            f"{path}: reading {path.suffix or 'image'} files needs Pillow "
+            f"(pip install 'micrograd-trainer[vision]'); a .npy array works without it"
+        ) from None
+    try:
+        img = Image.open(path).convert("L")
+    except OSError as exc:
+        raise PipelineError(f"{path}: not a readable image ({exc})") from None
+    _, h, w = input_shape
+    if img.size != (w, h):
+        raise PipelineError(f"{path}: image is {img.size[0]}x{img.size[1]} pixels, the model "
+                            f"expects {w}x{h}")
+    return np.asarray(img, dtype=np.uint8)
 
 
 def find_idx_file(root: Path, stem: str) -> Path | None:

@@ -14,16 +14,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-_REGISTRY: dict[str, type["Pipeline"]] = {}
-# Where each kind is defined: imported on demand when a checkpoint names it, so
-# loading a checkpoint does not import every reader.
-_MODULES = {
-    "array": "micrograd.data.synthetic",
-    "tabular": "micrograd.data.tabular",
-    "text": "micrograd.data.text",
-    "image": "micrograd.data.images",
-}
-
 
 class PipelineError(ValueError):
     """Raw input that does not fit a pipeline; the message says what was expected."""
@@ -41,7 +31,9 @@ class DataError(PipelineError):
 class Pipeline:
     """Base class of fitted preprocessing pipelines.
 
-    Subclasses set ``kind`` (the name stored in checkpoints), fill ``task``
+    Subclasses set ``kind`` (the name stored in checkpoints, and the name of
+    the ``DataKind`` in ``micrograd.data.kinds`` that owns the pipeline: loads
+    its data, fits it and reads raw inputs for it), fill ``task``
     ('regression' or 'classification'), ``class_names`` and ``input_shape``,
     and implement ``transform``, ``get_state`` and ``from_state``.
     """
@@ -51,13 +43,11 @@ class Pipeline:
     class_names: list[str] | None = None
     input_shape: tuple[int, ...] = ()
 
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if cls.kind:
-            _REGISTRY[cls.kind] = cls
-
     def transform(self, raw) -> np.ndarray:
-        """Raw inputs (a batch in the pipeline's natural form) -> float32 model input."""
+        """Raw inputs (a batch in the pipeline's natural form) -> the model's input.
+
+        Every kind gives float32 today; the dtype is the kind's to choose (token
+        ids for an embedding would be int64), nothing downstream casts it."""
         raise NotImplementedError
 
     def inverse_target(self, y: np.ndarray) -> np.ndarray:
@@ -90,24 +80,20 @@ def as_rows(x: np.ndarray, n_features: int) -> np.ndarray:
 
 
 def pipeline_from_state(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Pipeline:
-    """Rebuild whichever pipeline ``meta['kind']`` names."""
-    kind = meta.get("kind")
-    if kind not in _REGISTRY and kind in _MODULES:
-        import importlib
+    """Rebuild whichever pipeline ``meta['kind']`` names ('array', 'tabular', 'text',
+    'image'), importing only the module of that kind."""
+    from .kinds import kind_named
 
-        importlib.import_module(_MODULES[kind])
-    if kind not in _REGISTRY:
-        raise PipelineError(
-            f"unknown preprocessing kind {kind!r}; known kinds: {', '.join(sorted(_MODULES))}"
-        )
-    return _REGISTRY[kind].from_state(meta, arrays)
+    return kind_named(meta.get("kind")).from_state(meta, arrays)
 
 
 @dataclass
 class Splits:
     """What a dataset builder returns: arrays for each split and the fitted pipeline.
 
-    ``x_*`` are float32 model inputs (already transformed); ``y_*`` are int64
+    ``x_*`` are model inputs, already transformed, in the dtype the pipeline's
+    ``transform`` gives (float32 for every kind today; nothing here casts them,
+    so a kind may give int64 token ids); ``y_*`` are int64
     class indices for classification or float32 targets (in the pipeline's
     scaled units) for regression. ``val`` and ``test`` may be empty arrays.
     """

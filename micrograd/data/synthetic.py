@@ -4,97 +4,17 @@
 - ``blobs``: Gaussian clouds, one per class,
 - ``moons``: two interleaving half circles.
 
-Each builder returns ``Splits`` with an ``ArrayPipeline``, so a model trained
-on them predicts from plain numbers (``micrograd predict --input 11``).
+Each builder returns ``Splits`` with an ``ArrayPipeline`` (the ``array`` kind,
+``micrograd.data.array``), so a model trained on them predicts from plain
+numbers (``micrograd predict --input 11``).
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from .pipeline import Pipeline, PipelineError, Splits, as_rows
+from .array import ArrayPipeline
+from .pipeline import Splits
 from .splits import split_indices
-
-_FLOAT32_MAX = float(np.finfo(np.float32).max)  # beyond it a float32 model computes inf
-
-
-class ArrayPipeline(Pipeline):
-    """Numeric feature vectors in, optionally standardised with train statistics.
-
-    ``transform`` accepts a number (one feature), a sequence of numbers (one
-    sample), or a 2-D array (N, features). NaN, an infinity or a number beyond
-    float32's range is a ``PipelineError``: these models have no imputation.
-
-    Example::
-
-        >>> p = ArrayPipeline.fit(np.array([[1.0], [3.0]]), task="regression")
-        >>> p.transform(11).shape
-        (1, 1)
-    """
-
-    kind = "array"
-
-    def __init__(self, n_features, task="regression", class_names=None, mean=None, std=None,
-                 feature_names=None):
-        self.task = task
-        self.class_names = class_names
-        self.input_shape = (int(n_features),)
-        self.mean = None if mean is None else np.asarray(mean, dtype=np.float64)
-        self.std = None if std is None else np.asarray(std, dtype=np.float64)
-        self.feature_names = feature_names or [f"x{i}" for i in range(n_features)]
-
-    @classmethod
-    def fit(cls, x_train, task="regression", class_names=None, standardize=False):
-        x_train = np.asarray(x_train, dtype=np.float64)
-        mean = std = None
-        if standardize:
-            mean = x_train.mean(axis=0)
-            std = x_train.std(axis=0)
-            std[std == 0] = 1.0  # a constant feature stays centred, not divided by zero
-        return cls(x_train.shape[1], task, class_names, mean, std)
-
-    def transform(self, raw) -> np.ndarray:
-        try:
-            x = np.asarray(raw, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise PipelineError(
-                f"expected numbers ({self.input_shape[0]} feature(s) per sample), got {raw!r}"
-            ) from None
-        n = self.input_shape[0]
-        x = as_rows(x, n)
-        if x.ndim != 2 or x.shape[1] != n:
-            raise PipelineError(
-                f"expected {n} feature(s) per sample, got input of shape {np.shape(raw)}"
-            )
-        with np.errstate(invalid="ignore"):
-            bad = ~np.isfinite(x) | (np.abs(np.nan_to_num(x)) > _FLOAT32_MAX)
-        if bad.any():
-            row, col = (int(i) for i in np.argwhere(bad)[0])
-            raise PipelineError(
-                f"feature {col} of sample {row} is {float(x[row, col])!r}, which is not a finite "
-                f"number (the model takes finite numbers up to {_FLOAT32_MAX:.4g} in magnitude)"
-            )
-        if self.mean is not None:
-            x = (x - self.mean) / self.std
-        return x.astype(np.float32)
-
-    def get_state(self):
-        meta: dict[str, Any] = {
-            "n_features": self.input_shape[0],
-            "task": self.task,
-            "class_names": self.class_names,
-            "feature_names": self.feature_names,
-        }
-        arrays = {}
-        if self.mean is not None:
-            arrays = {"mean": self.mean, "std": self.std}
-        return meta, arrays
-
-    @classmethod
-    def from_state(cls, meta, arrays):
-        return cls(meta["n_features"], meta["task"], meta.get("class_names"),
-                   arrays.get("mean"), arrays.get("std"), meta.get("feature_names"))
 
 
 def _split(x, y, task, splits, seed, standardize, class_names=None):

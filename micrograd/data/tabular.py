@@ -23,13 +23,15 @@ from __future__ import annotations
 import csv
 import difflib
 import io
-import sys
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .files import read_text, source_name
+from .kinds import DataKind, register_kind
 from .pipeline import DataError, Pipeline, PipelineError, Splits, as_rows
 from .splits import split_indices
 
@@ -377,6 +379,98 @@ class TabularPipeline(Pipeline):
                    options=meta.get("options"))
 
 
+# -------------------------------------------------------------------- kind
+
+
+@register_kind
+class TabularKind(DataKind):
+    """CSV tables: the config's ``type: csv``.
+
+    ``predict --input`` takes ``col=value,...`` naming every feature column
+    (``col=`` asks for imputation) or a CSV row in column order; ``predict
+    --file`` and ``eval --data`` read a CSV through training's reader
+    (``TabularPipeline.read_table``), matching columns by name.
+    """
+
+    name = "tabular"
+    pipeline_class = TabularPipeline
+
+    @classmethod
+    def from_config(cls, section) -> Splits:
+        return load_tabular(
+            section.path, section.target, features=section.features,
+            categorical=section.categorical, numeric=section.numeric, drop=section.drop,
+            task=section.task, impute_numeric=section.impute_numeric,
+            impute_categorical=section.impute_categorical, fill_value=section.fill_value,
+            scaling=section.scaling, log_target=section.log_target,
+            splits=section.splits.fractions(), seed=section.seed,
+        )
+
+    def expects(self) -> str:
+        columns = self.pipeline.columns
+        return ("key=value pairs separated by commas (columns: " + ", ".join(columns[:8])
+                + (", ..." if len(columns) > 8 else "") + "), or a CSV row in that order")
+
+    def parse(self, text: str) -> dict:
+        if "=" in text:
+            return self._parse_pairs(text)
+        columns = self.pipeline.columns
+        values = _csv_fields(text)
+        if len(values) != len(columns):
+            raise PipelineError(f"got {len(values)} value(s), the model expects "
+                                f"{len(columns)}: {self.expects()}")
+        return dict(zip(columns, values))
+
+    def _parse_pairs(self, text: str) -> dict:
+        """``col=value,...``: every feature column named once; ``col=`` (empty) is
+        imputed as a missing cell, a column left out is an error."""
+        p = self.pipeline
+        row = {}
+        for part in _csv_fields(text):
+            if "=" not in part:
+                raise PipelineError(f"expected key=value, got {part!r}; the model expects "
+                                    f"{self.expects()}")
+            key, value = (s.strip() for s in part.split("=", 1))
+            if key in row:
+                raise PipelineError(f"column {key!r} is given twice; the model expects "
+                                    f"{self.expects()}")
+            row[key] = value
+        known = set(p.columns) | {p.target}
+        unknown = [k for k in row if k not in known]
+        missing = [c for c in p.columns if c not in row]
+        if not unknown and not missing:
+            return row
+        problems = []
+        if unknown:
+            spelled = []
+            for key in unknown:
+                hint = _suggest(key, missing)
+                spelled.append(key + (f" (did you mean {hint!r}?)" if hint else ""))
+            problems.append(f"unknown column(s) {', '.join(spelled)}")
+        if missing:
+            problems.append(f"missing column(s) {', '.join(missing)} (write 'column=' with "
+                            f"no value to have a value imputed as in training)")
+        raise PipelineError("; ".join(problems) + f"; the model expects {self.expects()}")
+
+    def read_inputs(self, source) -> list[dict]:
+        return self.pipeline.read_table(source)[0]
+
+    def read_labelled(self, path):
+        # training's reader and checks: a BOM, a renamed or missing column, a ragged
+        # row or an infinite value is an error naming the file, not nan metrics
+        rows, targets = self.pipeline.read_table(path, with_target=True)
+        return self.pipeline.transform(rows), self.pipeline.transform_target(targets)
+
+
+def _csv_fields(text: str) -> list[str]:
+    """The values of one comma-separated line."""
+    try:
+        return next(csv.reader(io.StringIO(text)), [])
+    except csv.Error as exc:
+        raise PipelineError(f"expected one line of comma-separated values, got {text!r} "
+                            f"({exc})") from None
+
+
 # --------------------------------------------------------------- raw cells
 
 
@@ -491,43 +585,6 @@ def _unknown_column(what, name, path, header):
         + (f" Did you mean {hint!r}?" if hint else "")
         + f" Available columns: {', '.join(header)}"
     )
-
-
-def source_name(source) -> str:
-    """How a file (or ``-``, standard input) is named in messages."""
-    return "<stdin>" if str(source) == "-" else str(source)
-
-
-def read_text(source, what="data file") -> str:
-    """The whole text of a UTF-8 file (a BOM, as Excel writes, is dropped), or of
-    standard input when ``source`` is ``-``.
-
-    A missing or unreadable file, or bytes that are not UTF-8 (a Latin-1
-    export), raise ``DataError`` naming the file and, for bad bytes, the line.
-    """
-    name = source_name(source)
-    if str(source) == "-":
-        stream = sys.stdin
-        raw = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise DataError(f"{what} not found: {path}" + (" (it is a directory)" if path.is_dir()
-                                                          else ""))
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise DataError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
-    if isinstance(raw, str):
-        return raw[1:] if raw.startswith("\ufeff") else raw
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        offset = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise DataError(f"{name} is not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line}, "
-                        f"byte {offset} of the line cannot be decoded; expected UTF-8 text "
-                        f"(re-save it as UTF-8, e.g. Excel's 'CSV UTF-8')") from None
 
 
 def read_csv_columns(path):
@@ -689,20 +746,85 @@ def load_tabular(path, target, *, features=None, categorical=None, numeric=None,
         data = load_tabular("train.csv", "SalePrice", drop=["Id"], log_target=True)
         prices = data.pipeline.inverse_target(model(data.x_test))  # in dollars
     """
+    numeric_fill_value = _check_options(task, impute_numeric, impute_categorical, scaling,
+                                        fill_value)
+    missing_values = tuple(str(m) for m in missing_values)
+    path = Path(path)
+    rows = _read_training_rows(path, target, features=features, categorical=categorical,
+                               numeric=numeric, drop=drop, missing_values=missing_values)
+    task, y, class_names = _target_values(rows, task, log_target)
+    train, val, test = _split_rows(rows, y, splits, seed,
+                                   stratify=y if task == "classification" else None)
+    columns = _fit_columns(rows, train, categorical=categorical, numeric=numeric,
+                           impute_numeric=impute_numeric, impute_categorical=impute_categorical,
+                           numeric_fill_value=numeric_fill_value, fill_value=fill_value,
+                           scaling=scaling)
+    y, target_mean, target_std = _fit_target_scale(rows, y, train, task)
+
+    pipeline = TabularPipeline(
+        rows.features, columns.kinds, numeric_fill=columns.numeric_fill, center=columns.center,
+        scale=columns.scale, categorical_fill=columns.categorical_fill,
+        categories=columns.categories, task=task, class_names=class_names, target=target,
+        log_target=log_target, target_mean=target_mean, target_std=target_std,
+        missing_values=missing_values,
+        options={"impute_numeric": impute_numeric, "impute_categorical": impute_categorical,
+                 "scaling": scaling},
+    )
+    # Val/test categories unseen in train are expected and counted, not warned about.
+    x, unseen = pipeline._encode(columns.encoded, warn=False)
+    info = {
+        "path": str(path),
+        "target": target,
+        "task": task,
+        "samples": int(len(y)),
+        "dropped_rows": rows.dropped,
+        "features": pipeline.input_shape[0],
+        "numeric": pipeline._names("numeric"),
+        "categorical": pipeline._names("categorical"),
+        "unseen_categories": {column: values for column, values in unseen},
+    }
+    return Splits(x[train], y[train], x[val], y[val], x[test], y[test], pipeline, info=info)
+
+
+# load_tabular's steps: check the options, read the rows, split them, fit the
+# columns and the target on the train rows.
+
+
+def _check_options(task, impute_numeric, impute_categorical, scaling, fill_value):
+    """Refuse an unknown option; returns the numeric 'constant' fill (or None)."""
     _check_choice("task", task, TASKS)
     _check_choice("impute_numeric", impute_numeric, NUMERIC_IMPUTE)
     _check_choice("impute_categorical", impute_categorical, CATEGORICAL_IMPUTE)
     _check_choice("scaling", scaling, SCALINGS)
-    missing_values = tuple(str(m) for m in missing_values)
-    numeric_fill_value = None
     if impute_numeric == "constant" and fill_value is not None:
         try:
-            numeric_fill_value = float(fill_value)
+            return float(fill_value)
         except (TypeError, ValueError):
             raise ValueError(f"impute_numeric='constant' needs a numeric fill_value, "
                              f"got {fill_value!r}") from None
+    return None
 
-    path = Path(path)
+
+@dataclass
+class _TrainingRows:
+    """A training CSV as read: the columns' cells (rows without a target dropped),
+    their file line numbers, the feature columns in order and the target's cells."""
+
+    path: Path
+    target: str
+    table: dict[str, np.ndarray]
+    lines: np.ndarray
+    features: list[str]
+    y_text: np.ndarray
+    missing_values: tuple[str, ...]
+    dropped: int
+
+
+def _read_training_rows(path, target, *, features, categorical, numeric, drop,
+                        missing_values) -> _TrainingRows:
+    """Read the CSV, check the named columns exist and settle the feature list;
+    rows whose target is missing cannot be learned from and are dropped (with a
+    warning)."""
     header, table, lines = read_csv_columns(path)
     if target not in table:
         raise _unknown_column("target column", target, path, header)
@@ -721,14 +843,21 @@ def load_tabular(path, target, *, features=None, categorical=None, numeric=None,
     if both:
         raise PipelineError(f"columns declared both categorical and numeric: {sorted(both)}")
 
-    # Rows without a target cannot be learned from.
     y_text = table[target]
     y_missing = _target_missing(y_text, missing_values, path, target, lines)
     keep = ~y_missing
     if y_missing.any():
         table = {c: v[keep] for c, v in table.items()}
         lines, y_text = lines[keep], y_text[keep]
+    return _TrainingRows(path, target, table, lines, features, y_text, missing_values,
+                         int(y_missing.sum()))
 
+
+def _target_values(rows: _TrainingRows, task, log_target):
+    """(task, target values, class names): the task detected when 'auto'; class
+    indices into the sorted class names, or float64 regression values (log1p-ed
+    with ``log_target``), not yet scaled."""
+    y_text, target, path = rows.y_text, rows.target, rows.path
     if task == "auto":
         task = _detect_task(y_text)
     if task == "classification":
@@ -736,89 +865,90 @@ def load_tabular(path, target, *, features=None, categorical=None, numeric=None,
             raise ValueError("log_target applies to regression; this target is classification")
         class_names = _class_order(np.unique(y_text).tolist())
         lookup = {name: i for i, name in enumerate(class_names)}
-        y = np.array([lookup[v] for v in y_text.tolist()], dtype=np.int64)
-        stratify = y
-    else:
-        class_names, stratify = None, None
-        y = _parse_numbers(y_text, np.zeros(len(y_text), bool), target, lines, str(path))
-        if log_target:
-            _check_log(y, target)
-            y = np.log1p(y)
+        return task, np.array([lookup[v] for v in y_text.tolist()], dtype=np.int64), class_names
+    y = _parse_numbers(y_text, np.zeros(len(y_text), bool), target, rows.lines, str(path))
+    if log_target:
+        _check_log(y, target)
+        y = np.log1p(y)
+    return task, y, None
 
+
+def _split_rows(rows: _TrainingRows, y, splits, seed, stratify):
+    """(train, val, test) row indices, seeded (and stratified for classification);
+    an empty train split is an error."""
     parts = list(split_indices(len(y), splits, seed=seed, stratify=stratify))
     parts += [np.empty(0, np.int64)] * (3 - len(parts))
     train, val, test = parts[:3]
     if len(train) == 0:
-        raise PipelineError(f"{path}: the train split is empty ({len(y)} rows, splits={splits})")
+        raise PipelineError(f"{rows.path}: the train split is empty ({len(y)} rows, "
+                            f"splits={splits})")
+    return train, val, test
 
-    # Column kinds and train statistics, one vectorised pass per column.
-    kinds, encoded = [], {}
-    numeric_fill, center, scale, categorical_fill, categories = [], [], [], [], []
+
+@dataclass
+class _FittedColumns:
+    """Each feature column's kind and train statistics, and its parsed cells for
+    ``TabularPipeline._encode`` (float values, or (text, missing) pairs)."""
+
+    kinds: list[str] = field(default_factory=list)
+    encoded: dict[str, Any] = field(default_factory=dict)
+    numeric_fill: list[float] = field(default_factory=list)
+    center: list[float] = field(default_factory=list)
+    scale: list[float] = field(default_factory=list)
+    categorical_fill: list[str] = field(default_factory=list)
+    categories: list[list[str]] = field(default_factory=list)
+
+
+def _fit_columns(rows: _TrainingRows, train, *, categorical, numeric, impute_numeric,
+                 impute_categorical, numeric_fill_value, fill_value, scaling) -> _FittedColumns:
+    """Column kinds and train statistics, one vectorised pass per column."""
+    fitted = _FittedColumns()
     declared_numeric, declared_categorical = set(numeric or []), set(categorical or [])
-    for column in features:
-        text = table[column]
-        missing = np.isin(text, missing_values)
+    for column in rows.features:
+        text = rows.table[column]
+        missing = np.isin(text, rows.missing_values)
         values = None
         # a column is numeric when every present cell parses as a number; one
         # that does then must hold finite numbers (inf or 1e308 is an error,
         # not a category and not a missing value)
         if column not in declared_categorical and (
                 column in declared_numeric or _first_non_number(text, missing) is None):
-            values = _parse_numbers(text, missing, column, lines, str(path))
+            values = _parse_numbers(text, missing, column, rows.lines, str(rows.path))
         if values is not None:
-            kinds.append("numeric")
+            fitted.kinds.append("numeric")
             fill, c, s = _numeric_stats(values[train], impute_numeric, numeric_fill_value, scaling)
             if not np.isfinite([fill, c, s]).all():
-                raise DataError(f"{path}: column {column!r}: its values overflow the "
+                raise DataError(f"{rows.path}: column {column!r}: its values overflow the "
                                 f"{scaling} scaler's statistics (fill {fill:g}, center {c:g}, "
                                 f"scale {s:g}); rescale the column")
-            numeric_fill.append(fill)
-            center.append(c)
-            scale.append(s)
-            encoded[column] = values
+            fitted.numeric_fill.append(fill)
+            fitted.center.append(c)
+            fitted.scale.append(s)
+            fitted.encoded[column] = values
         else:
-            kinds.append("categorical")
+            fitted.kinds.append("categorical")
             present = text[train][~missing[train]]
             if impute_categorical == "constant" or present.size == 0:
                 fill = _CATEGORICAL_FILL if fill_value is None else str(fill_value)
             else:
                 fill = str(_most_frequent(present))
-            categorical_fill.append(fill)
-            categories.append(np.unique(np.where(missing[train], fill, text[train])).tolist())
-            encoded[column] = (text, missing)
+            fitted.categorical_fill.append(fill)
+            fitted.categories.append(
+                np.unique(np.where(missing[train], fill, text[train])).tolist())
+            fitted.encoded[column] = (text, missing)
+    return fitted
 
-    if task == "regression":
-        with np.errstate(over="ignore", invalid="ignore"):
-            target_mean, target_std = float(y[train].mean()), float(y[train].std())
-        if not np.isfinite([target_mean, target_std]).all():
-            raise DataError(f"{path}: column {target!r} (the target): its values overflow the "
-                            f"mean and standard deviation (mean {target_mean:g}, std "
-                            f"{target_std:g}); rescale the target or set log_target")
-        target_std = target_std if target_std > 0 else 1.0
-        y = ((y - target_mean) / target_std).astype(np.float32)
-    else:
-        target_mean, target_std = 0.0, 1.0
 
-    options = {"impute_numeric": impute_numeric, "impute_categorical": impute_categorical,
-               "scaling": scaling}
-    pipeline = TabularPipeline(
-        features, kinds, numeric_fill=numeric_fill, center=center, scale=scale,
-        categorical_fill=categorical_fill, categories=categories, task=task,
-        class_names=class_names, target=target, log_target=log_target,
-        target_mean=target_mean, target_std=target_std, missing_values=missing_values,
-        options=options,
-    )
-    # Val/test categories unseen in train are expected and counted, not warned about.
-    x, unseen = pipeline._encode(encoded, warn=False)
-    info = {
-        "path": str(path),
-        "target": target,
-        "task": task,
-        "samples": int(len(y)),
-        "dropped_rows": int(y_missing.sum()),
-        "features": pipeline.input_shape[0],
-        "numeric": pipeline._names("numeric"),
-        "categorical": pipeline._names("categorical"),
-        "unseen_categories": {column: values for column, values in unseen},
-    }
-    return Splits(x[train], y[train], x[val], y[val], x[test], y[test], pipeline, info=info)
+def _fit_target_scale(rows: _TrainingRows, y, train, task):
+    """(targets in model units, mean, std): regression targets standardised with
+    the train mean and std; class indices unchanged (mean 0, std 1)."""
+    if task != "regression":
+        return y, 0.0, 1.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        target_mean, target_std = float(y[train].mean()), float(y[train].std())
+    if not np.isfinite([target_mean, target_std]).all():
+        raise DataError(f"{rows.path}: column {rows.target!r} (the target): its values overflow "
+                        f"the mean and standard deviation (mean {target_mean:g}, std "
+                        f"{target_std:g}); rescale the target or set log_target")
+    target_std = target_std if target_std > 0 else 1.0
+    return ((y - target_mean) / target_std).astype(np.float32), target_mean, target_std

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .kinds import DataKind, register_kind
 from .pipeline import DataError, Pipeline, PipelineError, Splits
 from .splits import split_indices
 
@@ -199,6 +200,55 @@ class TextPipeline(Pipeline):
         return cls(meta["vocabulary"], arrays["idf"], vectorizer=meta["vectorizer"],
                    lowercase=meta["lowercase"], ngram_range=tuple(meta["ngram_range"]),
                    class_names=meta.get("class_names"))
+
+
+@register_kind
+class TextKind(DataKind):
+    """Labelled sentences: the config's ``type: text``.
+
+    ``predict --input`` takes a sentence, ``predict --file`` one sentence per
+    line; ``eval --data`` reads ``sentence<delimiter>label`` lines with the
+    training config's delimiter and header setting.
+
+    The vectorizers give float32 rows of length ``vocab_size``. A future
+    ``vectorizer: ids`` (int64 token ids (N, L) for an Embedding model) belongs
+    here and in ``TextPipeline``: ``transform`` would return int64, and nothing
+    between the pipeline and the model casts it (``Splits`` keeps the dtype).
+    """
+
+    name = "text"
+    pipeline_class = TextPipeline
+
+    @classmethod
+    def from_config(cls, section) -> Splits:
+        return load_text(
+            section.path, delimiter=section.delimiter, has_header=section.has_header,
+            lowercase=section.lowercase, min_freq=section.min_freq,
+            max_vocab=section.max_vocab, vectorizer=section.vectorizer,
+            skip_bad_lines=section.skip_bad_lines, splits=section.splits.fractions(),
+            seed=section.seed,
+        )
+
+    def expects(self) -> str:
+        return "a sentence"
+
+    def parse(self, text: str) -> str:
+        return text
+
+    def read_labelled(self, path):
+        delimiter = getattr(self.section, "delimiter", "\t")
+        has_header = getattr(self.section, "has_header", False)
+        skip_bad_lines = getattr(self.section, "skip_bad_lines", False)
+        records = _read_lines([path], delimiter, has_header, 0, 1)
+        names = self.pipeline.class_names
+        bad = [r for r in records if r[4] is not None or r[3] not in names]
+        if bad and not skip_bad_lines:
+            p, line, _, label, problem = bad[0]
+            raise DataError(f"{p}, line {line}: expected sentence<TAB>label with a label "
+                            f"in {names} ({problem or f'label {label!r}'})")
+        good = [r for r in records if r not in bad]
+        return (self.pipeline.transform([r[2] for r in good]),
+                np.array([names.index(r[3]) for r in good], dtype=np.int64))
 
 
 def _layout(delimiter, text_column, label_column) -> str:
