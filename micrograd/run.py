@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from micrograd.build import ModelConfigError, build_model
-from micrograd.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
+from micrograd.checkpoint import (CheckpointError, atomic_write_bytes, load_checkpoint,
+                                  load_weights)
 from micrograd.config.loader import ConfigError, validate
 from micrograd.config.schema import Config
 from micrograd.data.pipeline import Pipeline, pipeline_from_state
@@ -317,29 +318,3 @@ def restore(path) -> Restored:
     load_weights(model, weights, path)
     model.eval()
     return Restored(config, pipeline, model, rows, meta, arrays)
-
-
-def load_weights(model, weights: dict, path) -> None:
-    """Copy checkpoint arrays into ``model``; CheckpointError names any misfit parameter."""
-    own = model.state_dict()
-    for name, target in own.items():
-        if name not in weights:
-            raise CheckpointError(f"{path}: no values for parameter {name!r} of the model its "
-                                  f"config describes")
-        value = weights[name]
-        if value.shape != target.shape:
-            raise CheckpointError(
-                f"{path}: parameter {name!r} has shape {_fmt_shape(value.shape)} in the "
-                f"checkpoint, but {_fmt_shape(target.shape)} in the model its config describes")
-        if (value.dtype.kind == "f") != (target.dtype.kind == "f") or value.dtype.kind == "c":
-            raise CheckpointError(f"{path}: parameter {name!r} is {value.dtype} in the "
-                                  f"checkpoint, the model expects {target.dtype}")
-    extra = sorted(set(weights) - set(own))
-    if extra:
-        raise CheckpointError(f"{path}: parameter {extra[0]!r} is not part of the model its "
-                              f"config describes")
-    model.load_state_dict(weights)
-
-
-def _fmt_shape(shape) -> str:
-    return "x".join(map(str, shape)) or "scalar"
