@@ -30,11 +30,12 @@ class DataLoader:
         give ``k``-tuples of Tensors.
 
     Dtypes:
-        The first value of an item is the input: floating arrays keep their dtype
-        (float64 stays float64), anything else becomes float32 (uint8 pixels, bools,
-        Python numbers). The other values are targets: integers become int64,
-        floats keep their dtype. Values that are already Tensors keep theirs, so a
-        dataset of token ids can hand out ``Tensor(ids, dtype=np.int64)``.
+        Kept, as PyTorch's ``default_collate`` keeps them: every field of a batch
+        has the dtype of its values, inputs and targets alike (float64 stays
+        float64, int64 token ids stay int64 for an ``Embedding``, uint8 pixels stay
+        uint8). Python numbers have no dtype of their own: ints become int64,
+        floats the engine's float32, bools bool. Nothing is cast to float here; a
+        float layer given integers says so (see ``micrograd.nn.functional``).
 
     ``len(loader)`` is the number of batches per epoch. ``state_dict()`` and
     ``load_state_dict()`` save and restore where the loader is in its sequence of
@@ -202,7 +203,7 @@ def default_collate(samples):
         raise ValueError("cannot collate an empty list of samples")
     first = samples[0]
     if not isinstance(first, (tuple, list)):
-        return _to_tensor(_stack(samples, None), is_input=True)
+        return _to_tensor(_stack(samples, None))
     width = len(first)
     for sample in samples:
         if not isinstance(sample, (tuple, list)) or len(sample) != width:
@@ -210,8 +211,7 @@ def default_collate(samples):
                 f"cannot batch samples of different structure: the first has {width} fields, "
                 f"another is {type(sample).__name__} {sample!r:.80}"
             )
-    return tuple(_to_tensor(_stack([s[k] for s in samples], k), is_input=k == 0)
-                 for k in range(width))
+    return tuple(_to_tensor(_stack([s[k] for s in samples], k)) for k in range(width))
 
 
 def _batch_to_tensors(batch):
@@ -219,8 +219,8 @@ def _batch_to_tensors(batch):
     if isinstance(batch, list):
         return default_collate(batch)
     if isinstance(batch, tuple):
-        return tuple(_to_tensor(v, is_input=k == 0) for k, v in enumerate(batch))
-    return _to_tensor(batch, is_input=True)
+        return tuple(_to_tensor(v) for v in batch)
+    return _to_tensor(batch)
 
 
 def _stack(values, field):
@@ -230,6 +230,9 @@ def _stack(values, field):
     if all(type(v) is float for v in values):
         # Python floats carry no dtype to keep: they get the engine's, not float64.
         return np.array(values, dtype=DEFAULT_DTYPE)
+    if all(type(v) is int for v in values):
+        # Labels and token ids: int64, PyTorch's index dtype, on every platform.
+        return np.array(values, dtype=np.int64)
     arrays = [np.asarray(v) for v in values]
     try:
         return np.stack(arrays)
@@ -239,22 +242,15 @@ def _stack(values, field):
         raise ValueError(f"cannot batch {where}: their shapes differ, {shapes[:4]}") from None
 
 
-def _to_tensor(value, is_input):
+def _to_tensor(value):
     if isinstance(value, Tensor):
         return value
     array = np.asarray(value)
     # dtype.kind rather than np.issubdtype: this runs for every field of every
     # batch, and issubdtype costs a microsecond a call.
-    kind = array.dtype.kind
-    if kind not in "biufc":
+    if array.dtype.kind not in "biufc":
         raise TypeError(
             f"cannot batch values of dtype {array.dtype}; a dataset item should be an array, "
             "a number, or a tuple of them"
         )
-    if kind == "f":
-        return Tensor._wrap(array)
-    if is_input:
-        return Tensor._wrap(array.astype(DEFAULT_DTYPE))
-    if kind in "iu":
-        return Tensor._wrap(array.astype(np.int64, copy=False))
     return Tensor._wrap(array)

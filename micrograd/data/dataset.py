@@ -55,9 +55,9 @@ class TensorDataset(Dataset):
 
     Args:
         *tensors: Tensors or anything ``numpy.asarray`` accepts, each of shape
-            ``(N, ...)`` with the same ``N``. Arrays keep their dtype here; the
-            DataLoader decides the batch dtypes. A Tensor's dtype is kept as it is,
-            so ``Tensor(tokens, dtype=np.int64)`` stays int64 even as an input.
+            ``(N, ...)`` with the same ``N``. Arrays and Tensors keep their dtype,
+            here and in the DataLoader's batches: int64 token ids stay int64 for
+            an ``Embedding``, float32 features stay float32.
 
     Rows of a Tensor come back as Tensors, rows of an array as NumPy values.
     No data is copied on construction; ``arrays`` holds the stored arrays.

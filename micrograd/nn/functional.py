@@ -1,8 +1,16 @@
 """Layers as functions (``torch.nn.functional``): the layers' ``forward`` calls these.
 
 Each delegates to an engine primitive or a short composition of them. Inputs
-may be Tensors or array-likes; an array is wrapped without a copy, keeping a
-floating dtype (as ``from_numpy``) and making anything else float32.
+may be Tensors or array-likes; an array is wrapped without a copy and keeps
+its dtype (as ``from_numpy``).
+
+Dtypes, as in PyTorch's ``nn.functional``: nothing here casts its input.
+Integers stay integers until a float op needs them, and then it is an error
+naming the dtype, not a silent cast: ``linear``, ``conv2d``, pooling,
+``batch_norm``, ``dropout``, ``sigmoid``, ``tanh``, ``softmax`` and
+``log_softmax`` take floating inputs only (call ``.float()`` on numbers that
+happen to be integers). ``embedding`` and ``embedding_bag`` take integer
+indices only; ``flatten`` and ``relu``, exact on any dtype, take both.
 """
 from __future__ import annotations
 
@@ -11,19 +19,24 @@ import warnings
 import numpy as np
 
 from micrograd.engine import conv as _conv
+from micrograd.engine import embedding as _embedding
 from micrograd.engine import functions as _functions
 from micrograd.engine.batchnorm import BatchNorm as _BatchNorm
 from micrograd.engine.random import default_generator
-from micrograd.engine.tensor import DEFAULT_DTYPE, Tensor
+from micrograd.engine.tensor import Tensor
 
 
-def _tensor(x) -> Tensor:
-    if isinstance(x, Tensor):
-        return x
-    arr = np.asarray(x)
-    if not np.issubdtype(arr.dtype, np.floating):
-        arr = arr.astype(DEFAULT_DTYPE)
-    return Tensor._wrap(arr)
+def _tensor(x, floating=True) -> Tensor:
+    """``x`` as a Tensor, never cast; unless ``floating=False``, a non-floating
+    dtype is an error (see the module docstring)."""
+    t = x if isinstance(x, Tensor) else Tensor._wrap(np.asarray(x))
+    if floating and t.dtype.kind != "f":
+        raise RuntimeError(
+            f"expected a floating-point input, got {t.dtype}: integers are indices or "
+            "labels here (mn.Embedding looks indices up); call .float() to compute "
+            "with them as numbers"
+        )
+    return t
 
 
 def _pair(v, name):
@@ -151,14 +164,14 @@ def conv_relu_avg_pool2d(input, weight, bias=None, stride=1, padding=0, pool_siz
 
 def flatten(input, start_dim=0, end_dim=-1):
     """Merge dims start_dim..end_dim into one (``torch.flatten``; the Flatten layer starts at 1)."""
-    return _tensor(input).flatten(start_dim, end_dim)
+    return _tensor(input, floating=False).flatten(start_dim, end_dim)
 
 
 # ------------------------------------------------------------- activations
 
 
 def relu(input):
-    return _tensor(input).relu()
+    return _tensor(input, floating=False).relu()
 
 
 def sigmoid(input):
@@ -230,3 +243,82 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None,
         running_var=None if running_var is None else running_var.data,
         training=training, momentum=momentum, eps=eps,
     )
+
+
+# --------------------------------------------------------------- embeddings
+
+
+def _padding_index(padding_idx, num_embeddings):
+    """PyTorch's padding_idx rule: None, or an int in [-num_embeddings, num_embeddings),
+    a negative one counting from the end."""
+    if padding_idx is None:
+        return None
+    if not -num_embeddings <= padding_idx < num_embeddings:
+        raise ValueError(f"padding_idx must be within num_embeddings ({num_embeddings}), "
+                         f"got {padding_idx}")
+    return int(padding_idx) % num_embeddings
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
+              scale_grad_by_freq=False):
+    """Rows of ``weight`` (V, D) at integer indices ``input`` (any shape): (*, D).
+
+    ``padding_idx``'s row gets no gradient. ``max_norm`` first rescales, in
+    place, every looked-up row whose ``norm_type``-norm exceeds it.
+    """
+    indices = _tensor(input, floating=False).data
+    _embedding.check_indices(indices, weight.shape[0])
+    padding_idx = _padding_index(padding_idx, weight.shape[0])
+    if max_norm is not None:
+        _embedding.renorm_rows_(weight.data, indices, max_norm, norm_type)
+    return _embedding.Embedding.apply(weight, indices=indices, padding_idx=padding_idx,
+                                      scale_grad_by_freq=scale_grad_by_freq)
+
+
+def embedding_bag(input, weight, offsets=None, *, max_norm=None, norm_type=2.0,
+                  mode="mean", padding_idx=None):
+    """One pooled row of ``weight`` (V, D) per bag of integer indices: (N, D).
+
+    Bags are the rows of a 2-D ``input`` (N, L), or, for a 1-D ``input``, the
+    runs that start at each of ``offsets`` (N,). ``mode`` is 'sum', 'mean' or
+    'max'; entries equal to ``padding_idx`` are left out of the bag, and a bag
+    left empty gives zeros.
+    """
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError(f"mode has to be one of sum, mean or max, got {mode!r}")
+    indices = _tensor(input, floating=False).data
+    num_embeddings = weight.shape[0]
+    _embedding.check_indices(indices, num_embeddings)
+    padding_idx = _padding_index(padding_idx, num_embeddings)
+    if indices.ndim == 2:
+        if offsets is not None:
+            raise ValueError("if input is 2D, then offsets has to be None, as input is "
+                             "treated as a mini-batch of fixed length sequences")
+        mask = np.ones(indices.shape, dtype=bool)
+    elif indices.ndim == 1:
+        if offsets is None:
+            raise ValueError("offsets has to be a 1D Tensor but got None")
+        indices, mask = _bags_from_offsets(indices, _tensor(offsets, floating=False).data)
+    else:
+        raise ValueError(f"input has to be 1D or 2D Tensor, but got Tensor of dimension "
+                         f"{indices.ndim}")
+    if padding_idx is not None:
+        mask &= indices != padding_idx
+    if max_norm is not None:
+        _embedding.renorm_rows_(weight.data, indices[mask], max_norm, norm_type)
+    return _embedding.EmbeddingBag.apply(weight, indices=indices, mask=mask, mode=mode)
+
+
+def _bags_from_offsets(indices, offsets):
+    """1-D indices cut at ``offsets`` -> (N, longest bag) indices and the mask of real entries."""
+    offsets = offsets.astype(np.int64).reshape(-1)
+    if offsets.size == 0 or offsets[0] != 0 or (np.diff(offsets) < 0).any() \
+            or offsets[-1] > len(indices):
+        raise ValueError(f"offsets must start at 0, never decrease and stay within the "
+                         f"input's {len(indices)} indices, got {offsets.tolist()[:8]}")
+    lengths = np.diff(np.r_[offsets, len(indices)])
+    width = max(int(lengths.max()), 1)
+    mask = np.arange(width) < lengths[:, None]
+    padded = np.zeros(mask.shape, dtype=indices.dtype)
+    padded[mask] = indices
+    return padded, mask
