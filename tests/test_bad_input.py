@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from micrograd.data.idx import write_idx
-from test_cli import CNN, LINEAR, make_idx_folder, run
+from conftest import CNN, LINEAR, make_idx_folder, run
 
 FUZZ = settings(max_examples=60, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -3,45 +3,13 @@ and a full train -> eval -> predict cycle on tiny data in a temporary folder."""
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from micrograd.data.idx import write_idx
+from conftest import CNN, LINEAR, make_idx_folder, run, runner, write_config
 from micrograd_cli.main import app
-
-runner = CliRunner()
-
-LINEAR = {
-    "data": {"type": "synthetic", "kind": "linear", "n": 10,
-             "splits": {"train": 0.8, "val": 0.2, "test": 0.0}},
-    "model": {"layers": [{"type": "linear", "out_features": 1}]},
-    "loss": "mse",
-    "optimizer": {"type": "sgd", "lr": 0.01},
-    "train": {"epochs": 300, "batch_size": 8, "seed": 0},
-}
-
-
-def write_config(folder: Path, data: dict, name="config.yaml") -> Path:
-    path = folder / name
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
-def run(args, cwd: Path):
-    """Invoke the CLI in-process with the working directory set (runs/ lands there).
-    The other CLI-driving test modules import this one."""
-    import os
-
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return runner.invoke(app, [str(a) for a in args])
-    finally:
-        os.chdir(old)
 
 
 # ------------------------------------------------------------- config errors
@@ -128,31 +96,6 @@ def test_debug_shows_the_traceback(tmp_path):
 
 
 # ------------------------------------------------------------- summary
-
-
-def make_idx_folder(folder: Path, n=120, seed=0):
-    rng = np.random.default_rng(seed)
-    labels = (np.arange(n) % 3).astype(np.uint8)
-    images = rng.integers(0, 40, (n, 28, 28)).astype(np.uint8)
-    for i, label in enumerate(labels):  # a learnable mark per class
-        images[i, 4 + 8 * label: 10 + 8 * label, 4:24] = 255
-    write_idx(folder / "t10k-images-idx3-ubyte.gz", images)
-    write_idx(folder / "t10k-labels-idx1-ubyte.gz", labels)
-    return folder
-
-
-CNN = {
-    "data": {"type": "mnist", "root": "digits", "splits": {"train": 0.6, "val": 0.2, "test": 0.2}},
-    "model": {"layers": [
-        {"type": "conv2d", "out_channels": 32, "kernel_size": 3}, {"type": "relu"},
-        {"type": "avgpool2d", "kernel_size": 2},
-        {"type": "conv2d", "out_channels": 64, "kernel_size": 3}, {"type": "relu"},
-        {"type": "avgpool2d", "kernel_size": 2},
-        {"type": "flatten"}, {"type": "linear", "out_features": 10}]},
-    "loss": "cross_entropy",
-    "optimizer": {"type": "adam", "lr": 0.001},
-    "train": {"epochs": 1, "batch_size": 16},
-}
 
 
 def test_summary_shows_the_cnn_shapes(tmp_path):

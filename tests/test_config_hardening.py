@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from micrograd.config.loader import ConfigError, load_config
-from test_cli import LINEAR, run, write_config
+from conftest import LINEAR, run, write_config
 
 SHORT = 600  # characters: an error is one paragraph, never a dump of the input
 

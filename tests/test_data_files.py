@@ -15,7 +15,7 @@ from micrograd.data.idx import IDXError, read_idx, write_idx
 from micrograd.data.images import load_idx_images, read_split
 from micrograd.data.pipeline import DataError
 from micrograd.data.text import TextFormatError, load_text
-from test_cli import run, write_config
+from conftest import run, write_config
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mnist_cnn.py"
 

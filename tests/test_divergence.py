@@ -14,7 +14,7 @@ from micrograd.checkpoint import load_checkpoint
 from micrograd.config.loader import validate
 from micrograd.train import TrainingDiverged, prepare, train
 from micrograd_cli.main import app
-from test_resume import BLOBS, config
+from conftest import BLOBS, config
 
 LINEAR = {
     "data": {"type": "synthetic", "kind": "linear", "n": 40,

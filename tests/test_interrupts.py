@@ -20,7 +20,7 @@ from micrograd.config.loader import load_config
 from micrograd.interrupts import deferred_signals
 from micrograd.train import Reporter, TrainingInterrupted, train
 from micrograd_cli.main import app
-from test_resume import BLOBS, SignalAt, assert_same_run, config
+from conftest import BLOBS, SignalAt, assert_same_run, config
 
 
 @pytest.fixture(autouse=True)

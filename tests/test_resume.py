@@ -3,30 +3,17 @@ weights and the same metrics.csv rows (times excepted), whatever the optimiser,
 scheduler, dropout, batch norm and shuffling; a resume that cannot be exact is
 refused with a message saying why."""
 import copy
-import csv
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
+from conftest import BLOBS, SignalAt, assert_same_run, config, rows
 from micrograd.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from micrograd.config.loader import ConfigError, validate
 from micrograd.train import Reporter, train
 
-BLOBS = {
-    "data": {"type": "synthetic", "kind": "blobs", "n": 120,
-             "splits": {"train": 0.7, "val": 0.3, "test": 0.0}},
-    "model": {"layers": [
-        {"type": "linear", "out_features": 8}, {"type": "batchnorm1d"}, {"type": "relu"},
-        {"type": "dropout", "p": 0.3}, {"type": "linear", "out_features": 2}]},
-    "loss": "cross_entropy",
-    "optimizer": {"type": "adam", "lr": 0.01},
-    "scheduler": {"type": "step", "step_size": 2, "gamma": 0.5},
-    "train": {"epochs": 6, "batch_size": 16, "seed": 1},
-}
 
 OPTIMISERS = {
     "adam+step": ({"type": "adam", "lr": 0.01}, {"type": "step", "step_size": 2, "gamma": 0.5}),
@@ -39,49 +26,11 @@ OPTIMISERS = {
 }
 
 
-def config(folder, **train_options):
-    data = copy.deepcopy(BLOBS)
-    data["train"].update(train_options)
-    data["output"] = {"dir": str(folder)}
-    return validate(data)
-
-
 def with_optimiser(cfg, name):
     optimizer, scheduler = OPTIMISERS[name]
     data = cfg.model_dump(mode="json")
     data["optimizer"], data["scheduler"] = optimizer, scheduler
     return validate(data)
-
-
-def rows(run_dir):
-    """metrics.csv without the seconds column."""
-    with open(Path(run_dir) / "metrics.csv", newline="") as fh:
-        return [r[:-1] for r in csv.reader(fh)]
-
-
-def assert_same_run(a, b):
-    """Bit-identical weights and optimiser state in checkpoint.npz and best.npz, same rows."""
-    for name in ("checkpoint.npz", "best.npz"):
-        meta_a, arrays_a = load_checkpoint(Path(a) / name)
-        meta_b, arrays_b = load_checkpoint(Path(b) / name)
-        assert arrays_a.keys() == arrays_b.keys()
-        for key in arrays_a:
-            assert arrays_a[key].dtype == arrays_b[key].dtype, key
-            assert np.array_equal(arrays_a[key], arrays_b[key]), f"{name}: {key} differs"
-        for key in ("epoch", "step", "optimizer", "scheduler", "rng_state", "loader"):
-            assert meta_a[key] == meta_b[key], f"{name}: {key} differs"
-    assert rows(a) == rows(b)
-
-
-class SignalAt(Reporter):
-    """Sends signals to this process from inside the loop, after given batches."""
-
-    def __init__(self, at, signum):
-        self.at, self.signum = set(at), signum
-
-    def batch(self, epoch, done, batches, loss, samples_per_s):
-        if (epoch, done) in self.at:
-            os.kill(os.getpid(), self.signum)
 
 
 # ------------------------------------------------------------------ exactness
@@ -239,7 +188,7 @@ def test_checkpoints_that_cannot_be_resumed(tmp_path, finished):
 
 # ------------------------------------------------------------------ the command line
 
-from test_cli import run as invoke  # noqa: E402
+from conftest import run as invoke  # noqa: E402
 
 
 def test_cli_resume_continues_the_same_run_folder(tmp_path):

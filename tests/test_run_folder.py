@@ -12,22 +12,11 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import LINEAR, run, write_config
 from micrograd.checkpoint import CheckpointSaveError, load_checkpoint
 from micrograd.config.loader import ConfigError, validate
-from micrograd.run import LATEST, RunFolder, RunFolderError
+from micrograd.run import LATEST, RunFolder
 from micrograd.train import train
-from micrograd_cli.main import app
-from test_cli import run, write_config
-
-# y = 2x on x = 1..8 (train) and 9, 10 (validation), as configs/linear_regression.yaml.
-LINEAR = {
-    "data": {"type": "synthetic", "kind": "linear", "n": 10,
-             "splits": {"train": 0.8, "val": 0.2, "test": 0.0}},
-    "model": {"layers": [{"type": "linear", "out_features": 1}]},
-    "loss": "mse",
-    "optimizer": {"type": "sgd", "lr": 0.01},
-    "train": {"epochs": 300, "batch_size": 8, "seed": 0},
-}
 
 
 def linear(**train_options):

@@ -10,7 +10,6 @@ drive the command line end to end in a tmp folder.
 import copy
 import csv
 import io
-import math
 import sys
 import types
 import warnings
@@ -25,7 +24,7 @@ from micrograd.data.synthetic import ArrayPipeline
 from micrograd.data.tabular import ExtraColumnsWarning, load_tabular
 from micrograd.evaluate import read_labelled
 from micrograd.predict import Predictor, load_image
-from test_cli import LINEAR, run, write_config
+from conftest import LINEAR, run, write_config
 
 FEATURES = ["LotArea", "Zone", "Rooms"]
 HEADER = FEATURES + ["Price"]

@@ -10,6 +10,7 @@ from .activation import LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .conv import Conv2d
 from .dropout import Dropout
+from .embedding import Embedding, EmbeddingBag
 from .flatten import Flatten
 from .linear import Linear
 from .module import Module, Parameter
@@ -21,5 +22,6 @@ __all__ = [
     "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten",
     "ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
     "Dropout", "BatchNorm1d", "BatchNorm2d",
+    "Embedding", "EmbeddingBag",
     "functional", "init",
 ]
