@@ -12,10 +12,10 @@ Ludwig's ``features/*_feature.py``).
 One vocabulary: the kind's name is the pipeline kind stored in checkpoints.
 The config's ``data.type`` values (what users write) map to kinds through
 ``CONFIG_TYPES``; ``MODULES`` says where each kind is defined, so that only the
-kind in use is imported (loading a checkpoint does not import every reader).
+kind in use is imported (loading a checkpoint does not import every reader)::
 
-    >>> kind_for(config.data).from_config(config.data)   # build: Splits, fitted
-    >>> kind_of(pipeline, config.data).read_labelled(path)  # eval --data: (x, y)
+    splits = kind_for(config.data).from_config(config.data)  # build: Splits, fitted
+    x, y = kind_of(pipeline, config.data).read_labelled(path)  # eval --data
 
 A new kind subclasses ``DataKind`` in its module, decorates it with
 ``@register_kind``, and gets one line in ``MODULES`` and one per config type
