@@ -243,3 +243,24 @@ def test_state_round_trip(corpus, vectorizer):
     assert rebuilt.class_names == ["0", "1"] and rebuilt.input_shape == (20,)
     sentences = [s for s, _ in SENTENCES] + ["never seen before"]
     np.testing.assert_array_equal(rebuilt.transform(sentences), data.pipeline.transform(sentences))
+
+
+# ------------------------------------------------------------------ token ids
+
+
+def test_ids_vectorizer_gives_padded_int64_token_ids():
+    from micrograd.data.text import PAD, UNKNOWN
+
+    p = TextPipeline.fit([["good", "film"], ["bad", "film", "really"]], vectorizer="ids")
+    assert p.input_shape == (3,) and p.num_tokens == len(p.vocabulary) + 2
+    ids = p.transform(["Good film unseen words here", "bad"])
+    assert ids.dtype == np.int64 and ids.shape == (2, 3)
+    word = {w: i + 2 for i, w in enumerate(p.vocabulary)}
+    assert ids.tolist() == [[word["good"], word["film"], UNKNOWN], [word["bad"], PAD, PAD]]
+    again = TextPipeline.from_state(*p.get_state())
+    assert np.array_equal(again.transform("bad film"), p.transform("bad film"))
+
+
+def test_ids_vectorizer_needs_a_length():
+    with pytest.raises(ValueError, match="max_length"):
+        TextPipeline(["a"], vectorizer="ids")

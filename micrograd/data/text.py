@@ -32,7 +32,10 @@ from .pipeline import DataError, Pipeline, PipelineError, Splits
 from .splits import split_indices
 
 _TOKEN = re.compile(r"\w+(?:'\w+)*|[^\w\s]")
-_VECTORIZERS = ("bow", "binary", "tfidf")
+_VECTORIZERS = ("bow", "binary", "tfidf", "ids")
+#: Token ids of the "ids" vectorizer: 0 pads a short sentence, 1 stands for a word
+#: outside the vocabulary, and vocabulary word i is i + 2.
+PAD, UNKNOWN = 0, 1
 
 
 class TextFormatError(DataError):
@@ -93,11 +96,16 @@ def build_vocabulary(token_lists, min_freq: int = 1, max_vocab: int | None = Non
 
 
 class TextPipeline(Pipeline):
-    """Sentences in, one bag-of-words / binary / TF-IDF row per sentence out.
+    """Sentences in, one bag-of-words / binary / TF-IDF row per sentence out, or the
+    sentence's token ids for an embedding model.
 
-    ``transform`` takes a string or a list of strings and returns float32
-    ``(N, vocab_size)``; tokens not in the vocabulary are ignored (a sentence
-    of unknown words is a row of zeros).
+    ``transform`` takes a string or a list of strings. The ``bow``, ``binary``
+    and ``tfidf`` vectorizers return float32 ``(N, vocab_size)``; tokens not in
+    the vocabulary are ignored (a sentence of unknown words is a row of zeros).
+    ``ids`` returns int64 ``(N, max_length)``: word ``i`` of the vocabulary is
+    ``i + 2``, an unknown word ``UNKNOWN`` (1), and ``PAD`` (0) fills the rest
+    of a short sentence (a long one is cut); ``num_tokens`` is the size an
+    ``Embedding`` over them needs (``padding_idx=0``).
 
     Example::
 
@@ -111,7 +119,7 @@ class TextPipeline(Pipeline):
     kind = "text"
 
     def __init__(self, vocabulary, idf=None, *, vectorizer="tfidf", lowercase=True,
-                 ngram_range=(1, 1), class_names=None):
+                 ngram_range=(1, 1), class_names=None, max_length=None):
         if vectorizer not in _VECTORIZERS:
             raise ValueError(f"unknown vectorizer {vectorizer!r}; choose one of {list(_VECTORIZERS)}")
         self.vocabulary = [str(t) for t in vocabulary]
@@ -127,12 +135,26 @@ class TextPipeline(Pipeline):
         self.ngram_range = _check_ngram_range(ngram_range)
         self.task = "classification"
         self.class_names = None if class_names is None else [str(c) for c in class_names]
-        self.input_shape = (len(self.vocabulary),)
+        if vectorizer == "ids":
+            if not isinstance(max_length, int) or max_length < 1:
+                raise ValueError(f"the ids vectorizer needs max_length >= 1, got {max_length!r}")
+            self.max_length = max_length
+            self.input_shape = (max_length,)
+        else:
+            self.max_length = None
+            self.input_shape = (len(self.vocabulary),)
+
+    @property
+    def num_tokens(self) -> int:
+        """How many token ids the ``ids`` vectorizer gives: the vocabulary, PAD, UNKNOWN."""
+        return len(self.vocabulary) + 2
 
     @classmethod
     def fit(cls, token_lists, *, vectorizer="tfidf", min_freq=1, max_vocab=None,
-            lowercase=True, ngram_range=(1, 1), class_names=None) -> "TextPipeline":
-        """Learn vocabulary and idf from the training sentences' tokens (n-grams already formed)."""
+            lowercase=True, ngram_range=(1, 1), class_names=None,
+            max_length=None) -> "TextPipeline":
+        """Learn vocabulary and idf from the training sentences' tokens (n-grams already
+        formed); the ids vectorizer's ``max_length`` defaults to the longest sentence."""
         vocabulary = build_vocabulary(token_lists, min_freq, max_vocab)
         index = {tok: i for i, tok in enumerate(vocabulary)}
         df = np.zeros(len(vocabulary))
@@ -141,15 +163,20 @@ class TextPipeline(Pipeline):
             df[ids] += 1
         n = len(token_lists)
         idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
+        if vectorizer == "ids" and max_length is None:
+            max_length = max([len(t) for t in token_lists] + [1])
         return cls(vocabulary, idf, vectorizer=vectorizer, lowercase=lowercase,
-                   ngram_range=ngram_range, class_names=class_names)
+                   ngram_range=ngram_range, class_names=class_names, max_length=max_length)
 
     def tokens(self, sentence: str) -> list[str]:
         """The sentence's tokens and n-grams, as the vocabulary counts them."""
         return _ngrams(tokenize(sentence, self.lowercase), self.ngram_range)
 
     def vectorize(self, token_lists) -> np.ndarray:
-        """Already tokenised sentences -> float32 (N, vocab_size)."""
+        """Already tokenised sentences -> float32 (N, vocab_size), or int64 (N, max_length)
+        token ids for the ids vectorizer."""
+        if self.vectorizer == "ids":
+            return self._ids(token_lists)
         rows, cols = [], []
         for r, tokens in enumerate(token_lists):
             ids = [self.index[t] for t in tokens if t in self.index]
@@ -170,6 +197,13 @@ class TextPipeline(Pipeline):
         x = np.zeros((n, v), dtype=np.float32)
         x.reshape(-1)[cells] = values
         return x
+
+    def _ids(self, token_lists) -> np.ndarray:
+        ids = np.full((len(token_lists), self.max_length), PAD, dtype=np.int64)
+        for r, tokens in enumerate(token_lists):
+            row = [self.index.get(t, UNKNOWN - 2) + 2 for t in tokens[:self.max_length]]
+            ids[r, :len(row)] = row
+        return ids
 
     def transform(self, raw) -> np.ndarray:
         if isinstance(raw, str):
@@ -192,6 +226,7 @@ class TextPipeline(Pipeline):
             "task": self.task,
             "class_names": self.class_names,
             "input_shape": list(self.input_shape),
+            "max_length": self.max_length,
         }
         return meta, {"idf": self.idf.copy()}
 
@@ -199,7 +234,7 @@ class TextPipeline(Pipeline):
     def from_state(cls, meta, arrays) -> "TextPipeline":
         return cls(meta["vocabulary"], arrays["idf"], vectorizer=meta["vectorizer"],
                    lowercase=meta["lowercase"], ngram_range=tuple(meta["ngram_range"]),
-                   class_names=meta.get("class_names"))
+                   class_names=meta.get("class_names"), max_length=meta.get("max_length"))
 
 
 @register_kind
@@ -210,10 +245,9 @@ class TextKind(DataKind):
     line; ``eval --data`` reads ``sentence<delimiter>label`` lines with the
     training config's delimiter and header setting.
 
-    The vectorizers give float32 rows of length ``vocab_size``. A future
-    ``vectorizer: ids`` (int64 token ids (N, L) for an Embedding model) belongs
-    here and in ``TextPipeline``: ``transform`` would return int64, and nothing
-    between the pipeline and the model casts it (``Splits`` keeps the dtype).
+    The vectorizers give float32 rows of length ``vocab_size``, or, with
+    ``vectorizer: ids``, int64 token ids ``(N, max_length)`` for an embedding
+    model; nothing between the pipeline and the model casts them.
     """
 
     name = "text"
@@ -225,6 +259,7 @@ class TextKind(DataKind):
             section.path, delimiter=section.delimiter, has_header=section.has_header,
             lowercase=section.lowercase, min_freq=section.min_freq,
             max_vocab=section.max_vocab, vectorizer=section.vectorizer,
+            max_length=section.max_length,
             skip_bad_lines=section.skip_bad_lines, splits=section.splits.fractions(),
             seed=section.seed,
         )
@@ -353,8 +388,8 @@ def _check_labels(records, labels):
 
 def load_text(paths, *, delimiter="\t", has_header=False, text_column=0, label_column=1,
               labels=None, lowercase=True, min_freq=1, max_vocab=None, vectorizer="tfidf",
-              ngram_range=(1, 1), skip_bad_lines=False, splits=(0.8, 0.1, 0.1),
-              seed=0) -> Splits:
+              max_length=None, ngram_range=(1, 1), skip_bad_lines=False,
+              splits=(0.8, 0.1, 0.1), seed=0) -> Splits:
     """Read labelled sentences, split them (stratified) and vectorise them.
 
     Args:
@@ -368,7 +403,9 @@ def load_text(paths, *, delimiter="\t", has_header=False, text_column=0, label_c
         lowercase: lowercase sentences before tokenising.
         min_freq: keep tokens seen at least this often in the training split.
         max_vocab: keep at most this many tokens (most frequent, ties alphabetical).
-        vectorizer: 'tfidf' (default), 'bow' (counts) or 'binary'.
+        vectorizer: 'tfidf' (default), 'bow' (counts), 'binary', or 'ids' (int64
+            token ids, padded or cut to ``max_length``: by default the longest
+            training sentence), for an embedding model.
         ngram_range: (min_n, max_n) word n-grams, e.g. (1, 2) adds bigrams.
         skip_bad_lines: skip malformed lines with a warning instead of raising.
         splits: train/validation/test fractions.
@@ -446,7 +483,8 @@ def load_text(paths, *, delimiter="\t", has_header=False, text_column=0, label_c
     train = parts[0]
     pipeline = TextPipeline.fit([token_lists[i] for i in train], vectorizer=vectorizer,
                                 min_freq=min_freq, max_vocab=max_vocab, lowercase=lowercase,
-                                ngram_range=ngram_range, class_names=class_names)
+                                ngram_range=ngram_range, class_names=class_names,
+                                max_length=max_length)
     xs = [pipeline.vectorize([token_lists[i] for i in idx]) for idx in parts[:3]]
     ys = [y[idx] for idx in parts[:3]]
     info = {
