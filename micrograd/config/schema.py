@@ -95,7 +95,10 @@ class TextData(Strict):
     lowercase: bool = True
     min_freq: PositiveInt = 1
     max_vocab: Optional[PositiveInt] = None
-    vectorizer: Literal["bow", "binary", "tfidf"] = "tfidf"
+    vectorizer: Literal["bow", "binary", "tfidf", "ids"] = "tfidf"
+    # ids: sentences as token ids padded or cut to this length (default: the
+    # longest training sentence), for an embedding model
+    max_length: Optional[PositiveInt] = None
     skip_bad_lines: bool = False
     splits: SplitConfig = SplitConfig()
     seed: Seed = 0
