@@ -7,7 +7,6 @@ where a config gives one and it is wrong, the error names the layer.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,12 +53,15 @@ def _fmt(shape):
 
 def build_model(config: Config, input_shape=None,
                 max_values=None) -> tuple[mn.Sequential, list[LayerRow]]:
-    """The config's layers as a ``Sequential``, each size inferred from the shape
-    arriving at it; also returns the summary rows (output shape, parameters).
+    """The config's layers as a fused ``Sequential`` (``mn.fuse``), each size inferred
+    from the shape arriving at it; also returns the summary rows (output shape,
+    parameters), whose layers are the ones the config lists, before fusion.
 
-    ``max_values`` caps the numbers the parameters and buffers would hold,
-    checked before anything is allocated (a stored config read from a
-    checkpoint must not make us allocate more than the checkpoint holds).
+    Each layer type's class comes from the layer table (``mn.LAYERS``) and plans
+    itself for the arriving shape (``cls.plan``). ``max_values`` caps the
+    numbers the parameters and buffers would hold, checked before anything is
+    allocated (a stored config read from a checkpoint must not make us
+    allocate more than the checkpoint holds).
     """
     given, arriving = tuple(config.model.input_shape or ()), tuple(input_shape or ())
     if given and arriving and given != arriving:
@@ -73,112 +75,35 @@ def build_model(config: Config, input_shape=None,
             "model.input_shape: the data does not imply an input shape; give one, "
             "e.g. input_shape: [1, 28, 28]"
         )
-    plans, total = [], 0
+    plans = []
     for i, spec in enumerate(config.model.layers):
         where = f"model.layers.{i} ({spec.type})"
-        make, shape, values = _plan_layer(spec, shape, where)
-        plans.append((i, spec, make, shape))
-        total += values
+        if spec.type not in mn.LAYERS:  # pragma: no cover (the schema lists the same types)
+            raise ModelConfigError(f"{where}: unknown layer type {spec.type!r}")
+        try:
+            plan = mn.LAYERS[spec.type].plan(shape, **_arguments(spec))
+        except mn.LayerShapeError as exc:
+            raise ModelConfigError(f"{where}: {exc}") from None
+        plans.append((i, spec.type, plan))
+        shape = plan.output_shape
+    total = sum(plan.values for _, _, plan in plans)
     if max_values is not None and total > max_values:
         raise ModelConfigError(
             f"the model holds {total:,} values in its parameters and buffers, more than the "
             f"{max_values:,} allowed here"
         )
-    layers, rows = [], []
-    for i, spec, make, shape in plans:
-        layer = make()
-        layers.append(layer)
-        params = sum(p.size for p in layer.parameters())
-        rows.append(LayerRow(i, spec.type, layer, shape, params))
-    return mn.Sequential(layers), rows
+    rows = []
+    for i, type_, plan in plans:
+        layer = plan.build()
+        rows.append(LayerRow(i, type_, layer, plan.output_shape,
+                             sum(p.size for p in layer.parameters())))
+    return mn.fuse(mn.Sequential([row.layer for row in rows])), rows
 
 
-def _plan_layer(spec, shape, where):
-    """(a function building the layer, its output shape, the values its parameters
-    and buffers hold), without allocating anything yet."""
-    t = spec.type
-    if t == "linear":
-        if len(shape) != 1:
-            raise ModelConfigError(
-                f"{where}: a linear layer takes a flat vector, but the input arriving there has "
-                f"shape {_fmt(shape)}; add a 'flatten' layer before it"
-            )
-        _check_size(where, "in_features", spec.in_features, shape[0])
-        n_in, n_out = shape[0], spec.out_features
-        return (lambda: mn.Linear(n_in, n_out, bias=spec.bias), (n_out,),
-                n_out * n_in + (n_out if spec.bias else 0))
-    if t == "conv2d":
-        c, h, w = _image_shape(shape, where)
-        _check_size(where, "in_channels", spec.in_channels, c)
-        oh = (h + 2 * spec.padding - spec.kernel_size) // spec.stride + 1
-        ow = (w + 2 * spec.padding - spec.kernel_size) // spec.stride + 1
-        _check_positive(where, (spec.out_channels, oh, ow), shape)
-        k, n_out = spec.kernel_size, spec.out_channels
-        return (lambda: mn.Conv2d(c, n_out, k, stride=spec.stride, padding=spec.padding,
-                                  bias=spec.bias),
-                (n_out, oh, ow), n_out * c * k * k + (n_out if spec.bias else 0))
-    if t in ("maxpool2d", "avgpool2d"):
-        c, h, w = _image_shape(shape, where)
-        stride = spec.stride or spec.kernel_size
-        oh = (h + 2 * spec.padding - spec.kernel_size) // stride + 1
-        ow = (w + 2 * spec.padding - spec.kernel_size) // stride + 1
-        _check_positive(where, (c, oh, ow), shape)
-        cls = mn.MaxPool2d if t == "maxpool2d" else mn.AvgPool2d
-        return lambda: cls(spec.kernel_size, stride=stride, padding=spec.padding), (c, oh, ow), 0
-    if t == "flatten":
-        return mn.Flatten, (math.prod(shape),), 0
-    if t in ("relu", "sigmoid", "tanh"):
-        return {"relu": mn.ReLU, "sigmoid": mn.Sigmoid, "tanh": mn.Tanh}[t], shape, 0
-    if t in ("softmax", "log_softmax"):
-        cls = mn.Softmax if t == "softmax" else mn.LogSoftmax
-        # dims count from the sample, as in a config nobody writes the batch axis
-        # (so -len(shape) is the first sample dim: one further would be the batch)
-        if not -len(shape) <= spec.dim < len(shape):
-            raise ModelConfigError(
-                f"{where}: dim {spec.dim} is out of range for the input arriving there, of "
-                f"shape {_fmt(shape)}; use 0 to {len(shape) - 1} or -1 to -{len(shape)} "
-                "(dims count from the sample, without the batch axis)"
-            )
-        return lambda: cls(dim=spec.dim if spec.dim < 0 else spec.dim + 1), shape, 0
-    if t == "dropout":
-        return lambda: mn.Dropout(spec.p), shape, 0
-    if t == "batchnorm1d":
-        if len(shape) != 1:
-            raise ModelConfigError(f"{where}: takes a flat vector, got shape {_fmt(shape)}")
-        _check_size(where, "num_features", spec.num_features, shape[0])
-        c = shape[0]
-        # weight, bias, running mean and variance, and the batch count
-        return lambda: mn.BatchNorm1d(c, eps=spec.eps, momentum=spec.momentum), shape, 4 * c + 1
-    if t == "batchnorm2d":
-        c, _, _ = _image_shape(shape, where)
-        _check_size(where, "num_features", spec.num_features, c)
-        return lambda: mn.BatchNorm2d(c, eps=spec.eps, momentum=spec.momentum), shape, 4 * c + 1
-    raise ModelConfigError(f"{where}: unknown layer type {t!r}")  # pragma: no cover
-
-
-def _image_shape(shape, where):
-    if len(shape) != 3:
-        raise ModelConfigError(
-            f"{where}: expects images (channels x height x width), but the input arriving "
-            f"there has shape {_fmt(shape)}"
-        )
-    return shape
-
-
-def _check_size(where, key, given, arriving):
-    if given is not None and given != arriving:
-        raise ModelConfigError(
-            f"{where}: {key} is {given}, but the input arriving there has {arriving}; "
-            f"remove {key} to have it inferred"
-        )
-
-
-def _check_positive(where, out, shape):
-    if min(out) <= 0:
-        raise ModelConfigError(
-            f"{where}: the input of shape {_fmt(shape)} is too small for this kernel "
-            f"(the output would be {_fmt(out)})"
-        )
+def _arguments(spec) -> dict:
+    """A config section's keys as keyword arguments, less ``type``; a key left at
+    None leaves the default (or the inference) to the class."""
+    return {k: v for k, v in spec.model_dump(exclude={"type"}).items() if v is not None}
 
 
 CLASSIFICATION_LOSSES = ("cross_entropy", "bce", "bce_with_logits")
@@ -259,30 +184,20 @@ def build_loss(config: Config):
 
 
 def build_optimizer(config: Config, parameters):
+    """The optimiser ``optimizer.type`` names (``optim.OPTIMIZERS``), its other keys
+    as the constructor's arguments."""
     o = config.optimizer
-    params = list(parameters)
-    if o.type == "sgd":
-        return optim.SGD(params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov,
-                         weight_decay=o.weight_decay)
-    if o.type in ("adam", "adamw"):
-        cls = optim.Adam if o.type == "adam" else optim.AdamW
-        kwargs = {} if o.weight_decay is None else {"weight_decay": o.weight_decay}
-        return cls(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, amsgrad=o.amsgrad,
-                   **kwargs)
-    return optim.RMSprop(params, lr=o.lr, alpha=o.alpha, eps=o.eps, momentum=o.momentum,
-                         centered=o.centered, weight_decay=o.weight_decay)
+    return optim.OPTIMIZERS[o.type](list(parameters), **_arguments(o))
 
 
 def build_scheduler(config: Config, optimizer):
+    """The scheduler ``scheduler.type`` names (``optim.SCHEDULERS``), or None; its
+    other keys are the constructor's arguments."""
     s = config.scheduler
     if s is None:
         return None
-    if s.type == "step":
-        return optim.StepLR(optimizer, step_size=s.step_size, gamma=s.gamma)
-    if s.type == "exponential":
-        return optim.ExponentialLR(optimizer, gamma=s.gamma)
-    if s.type == "cosine":
-        return optim.CosineAnnealingLR(optimizer, T_max=s.t_max or config.train.epochs,
-                                       eta_min=s.eta_min)
-    return optim.ReduceLROnPlateau(optimizer, mode="min", factor=s.factor, patience=s.patience,
-                                   min_lr=s.min_lr)
+    arguments = _arguments(s)
+    if "t_max" in type(s).model_fields:
+        # PyTorch's T_max, lower case as every config key; by default the whole run.
+        arguments["T_max"] = arguments.pop("t_max", None) or config.train.epochs
+    return optim.SCHEDULERS[s.type](optimizer, **arguments)

@@ -4,7 +4,7 @@ Conv2d builds its im2col matrix in pieces when nothing is kept for backward,
 and transposed for one input channel; outputs are channels-last views; Adam
 updates in place, a chunk at a time for large parameters; cross entropy is one
 fused node; backward lets leaves keep fresh gradient arrays uncopied and ReLU
-mask its gradient in place when nothing else holds it; Sequential runs a ReLU
+mask its gradient in place when nothing else holds it; ``mn.fuse`` runs a ReLU
 followed by an AvgPool2d as one fused node, and a Conv2d, ReLU, AvgPool2d
 run as a chunked node (few input channels) or as a convolution cropped to
 what the pooling reads. Each of these is checked
@@ -28,11 +28,12 @@ def rand(*shape, seed=0):
 
 
 def seed_cnn():
-    return mn.Sequential([
+    """The design document's CNN, fused as build_model fuses it."""
+    return mn.fuse(mn.Sequential([
         mn.Conv2d(1, 32, 3), mn.ReLU(), mn.AvgPool2d(2),
         mn.Conv2d(32, 64, 3), mn.ReLU(), mn.AvgPool2d(2),
         mn.Flatten(), mn.Linear(64 * 5 * 5, 10),
-    ])
+    ]))
 
 
 @pytest.mark.parametrize("in_channels, kwargs", [
@@ -250,18 +251,20 @@ def test_fused_relu_avg_pool_gradcheck_and_unbatched_input():
         F.avg_pool2d(Tensor(x).relu(), 2).data)
 
 
-def test_sequential_fuses_exactly_relu_then_avg_pool():
+def test_fuse_fuses_exactly_relu_then_avg_pool():
     x = Tensor(rand(2, 3, 8, 8), requires_grad=True)
-    assert type(mn.Sequential([mn.ReLU(), mn.AvgPool2d(2)])(x)._ctx).__name__ == "ReLUAvgPool2d"
+    fused = mn.fuse(mn.Sequential([mn.ReLU(), mn.AvgPool2d(2)]))
+    assert type(fused(x)._ctx).__name__ == "ReLUAvgPool2d"
 
     class MyReLU(mn.ReLU):  # a subclass may do anything in forward: never fused
         def forward(self, input):
             return super().forward(input) * 2
 
-    custom = mn.Sequential([MyReLU(), mn.AvgPool2d(2)])
+    custom = mn.fuse(mn.Sequential([MyReLU(), mn.AvgPool2d(2)]))
     np.testing.assert_allclose(custom(x).data, 2 * F.avg_pool2d(x.relu(), 2).data)
     assert type(custom(x)._ctx).__name__ == "AvgPool2d"
-    assert type(mn.Sequential([mn.ReLU(), mn.MaxPool2d(2)])(x)._ctx).__name__ == "MaxPool2d"
+    assert type(mn.fuse(mn.Sequential([mn.ReLU(), mn.MaxPool2d(2)]))(x)._ctx).__name__ \
+        == "MaxPool2d"
 
 
 # ------------------------------------------------ Conv2d, ReLU, AvgPool2d fused
@@ -280,12 +283,9 @@ CONV_POOL_CASES = [
 
 
 def _conv_pool_models(cin, cout, kwargs, pool, dtype=np.float64):
-    fused = mn.Sequential([mn.Conv2d(cin, cout, **kwargs), mn.ReLU(), mn.AvgPool2d(pool)])
-    fused = fused.to(dtype)
-    # The same layers, never fused: a ReLU subclass is always called as written.
-    class PlainReLU(mn.ReLU):
-        pass
-    plain = mn.Sequential([fused[0], PlainReLU(), fused[2]])
+    layers = [mn.Conv2d(cin, cout, **kwargs).to(dtype), mn.ReLU(), mn.AvgPool2d(pool)]
+    plain = mn.Sequential(layers)  # the same layers, never fused
+    fused = mn.fuse(mn.Sequential(layers))
     return fused, plain
 
 
@@ -358,7 +358,7 @@ def test_fused_conv_relu_avg_pool_gradcheck(cin, kwargs, pool, size, monkeypatch
 
 def test_fused_conv_relu_avg_pool_edge_uses():
     layer = mn.Conv2d(1, 4, 3)
-    model = mn.Sequential([layer, mn.ReLU(), mn.AvgPool2d(2)])
+    model = mn.fuse(mn.Sequential([layer, mn.ReLU(), mn.AvgPool2d(2)]))
     x = rand(3, 1, 10, 10)
     expected = F.avg_pool2d(F.conv2d(Tensor(x), layer.weight, layer.bias).relu(), 2).data
     # Evaluation keeps nothing and records no graph.
@@ -376,7 +376,7 @@ def test_fused_conv_relu_avg_pool_edge_uses():
     assert xm.grad is not None and layer.weight.grad is None
     # Overlapping or padded pooling is never fused with the convolution.
     for pool in (mn.AvgPool2d(3, stride=2), mn.AvgPool2d(2, padding=1)):
-        y = mn.Sequential([layer, mn.ReLU(), pool])(xm)
+        y = mn.fuse(mn.Sequential([layer, mn.ReLU(), pool]))(xm)
         assert type(y._ctx).__name__ in ("ReLUAvgPool2d", "AvgPool2d")
         assert type(y._ctx.parents[0]._ctx).__name__ == "Conv2d"
     with pytest.raises(ValueError, match="larger than its input"):
@@ -421,14 +421,11 @@ def _nodes(y, name):
     (28, dict(kernel_size=3, padding=1), 13),    # padded: never cropped
     (26, dict(kernel_size=(2, 3)), (11, 12)),    # 12 x 12: 11 rows read, all 12 columns
 ])
-def test_sequential_computes_only_what_the_next_run_reads(size, second, read):
-    class PlainReLU(mn.ReLU):
-        pass
-
+def test_fused_run_computes_only_what_the_next_run_reads(size, second, read):
     layers = [mn.Conv2d(1, 4, 3), mn.ReLU(), mn.AvgPool2d(2),
               mn.Conv2d(4, 8, **second), mn.ReLU(), mn.AvgPool2d(2), mn.Flatten()]
-    fused = mn.Sequential(layers).to(np.float64)
-    plain = mn.Sequential([PlainReLU() if type(m) is mn.ReLU else m for m in layers])
+    plain = mn.Sequential(layers).to(np.float64)
+    fused = mn.fuse(mn.Sequential(layers))
     x = rand(3, 1, size, size)
     outs = []
     for model in (fused, plain):
@@ -465,7 +462,7 @@ def test_fused_first_layer_under_no_grad_builds_im2col_in_groups(cols_bytes, mon
 
 @pytest.mark.parametrize("in_channels", [1, 8])  # both paths of the fused run
 def test_too_small_inputs_get_pytorchs_errors(in_channels):
-    run = mn.Sequential([mn.Conv2d(in_channels, 4, 3), mn.ReLU(), mn.AvgPool2d(2)])
+    run = mn.fuse(mn.Sequential([mn.Conv2d(in_channels, 4, 3), mn.ReLU(), mn.AvgPool2d(2)]))
     with pytest.raises(ValueError, match=r"padded input size per channel: \(2 x 2\)"):
         run(Tensor(rand(1, in_channels, 2, 2)))
     with pytest.raises(ValueError, match="larger than its input"):

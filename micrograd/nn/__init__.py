@@ -4,6 +4,8 @@
 its own file; ``functional`` holds the same computations as functions and
 ``init`` the weight initialisers. Names and shapes are PyTorch's, so
 ``mn.Linear(3, 2).weight`` is ``(2, 3)`` and state dicts move between the two.
+``registry`` maps a config's layer ``type`` to its class (``mn.LAYERS``), and
+``fuse`` is the pass that computes runs of layers together (``mn.fuse``).
 """
 from . import functional, init  # noqa: F401
 from .activation import LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
@@ -12,16 +14,20 @@ from .conv import Conv2d
 from .dropout import Dropout
 from .embedding import Embedding, EmbeddingBag
 from .flatten import Flatten
-from .linear import Linear
+from .fuse import ConvReLUAvgPool2d, ReLUAvgPool2d, fuse
+from .linear import Identity, Linear
 from .module import Module, Parameter
 from .pooling import AvgPool2d, MaxPool2d
+from .registry import LAYERS, LayerPlan, LayerShapeError, layer_class, register_layer
 from .sequential import Sequential
 
 __all__ = [
     "Module", "Parameter", "Sequential",
     "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten",
     "ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
-    "Dropout", "BatchNorm1d", "BatchNorm2d",
+    "Dropout", "BatchNorm1d", "BatchNorm2d", "Identity",
+    "fuse", "ConvReLUAvgPool2d", "ReLUAvgPool2d",
+    "LAYERS", "LayerPlan", "LayerShapeError", "layer_class", "register_layer",
     "Embedding", "EmbeddingBag",
     "functional", "init",
 ]

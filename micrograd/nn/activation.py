@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from . import functional as F
 from .module import Module
+from .registry import LayerPlan, LayerShapeError, fmt, register_layer, same_shape
 
 
+@register_layer("relu")
 class ReLU(Module):
     r"""max(0, x), element-wise.
 
@@ -16,10 +18,13 @@ class ReLU(Module):
         tensor([0., 2.])
     """
 
+    plan = classmethod(same_shape)
+
     def forward(self, input):
         return F.relu(input)
 
 
+@register_layer("sigmoid")
 class Sigmoid(Module):
     r"""1 / (1 + exp(-x)), element-wise (computed without overflow).
 
@@ -31,10 +36,13 @@ class Sigmoid(Module):
         tensor([0.5])
     """
 
+    plan = classmethod(same_shape)
+
     def forward(self, input):
         return F.sigmoid(input)
 
 
+@register_layer("tanh")
 class Tanh(Module):
     r"""tanh(x), element-wise.
 
@@ -46,11 +54,35 @@ class Tanh(Module):
         tensor([0.])
     """
 
+    plan = classmethod(same_shape)
+
     def forward(self, input):
         return F.tanh(input)
 
 
-class Softmax(Module):
+class _SoftmaxBase(Module):
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = dim
+
+    @classmethod
+    def plan(cls, in_shape, dim: int = -1) -> LayerPlan:
+        """Shape kept, nothing held. ``dim`` counts from the sample, as a config
+        never writes the batch axis: 0 is the layer's dim 1, -1 stays -1."""
+        # -len(in_shape) is the first sample dim: one further would be the batch.
+        if not -len(in_shape) <= dim < len(in_shape):
+            raise LayerShapeError(
+                f"dim {dim} is out of range for the input arriving there, of shape "
+                f"{fmt(in_shape)}; use 0 to {len(in_shape) - 1} or -1 to -{len(in_shape)} "
+                "(dims count from the sample, without the batch axis)")
+        return LayerPlan(tuple(in_shape), 0, lambda: cls(dim=dim if dim < 0 else dim + 1))
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+@register_layer("softmax")
+class Softmax(_SoftmaxBase):
     r"""exp(x_i) / sum_j exp(x_j) along ``dim``: each slice becomes a probability vector.
 
     Args:
@@ -65,18 +97,12 @@ class Softmax(Module):
         tensor([1., 1.])
     """
 
-    def __init__(self, dim=None):
-        super().__init__()
-        self.dim = dim
-
     def forward(self, input):
         return F.softmax(input, self.dim)
 
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}"
 
-
-class LogSoftmax(Module):
+@register_layer("log_softmax")
+class LogSoftmax(_SoftmaxBase):
     r"""log(softmax(x)) along ``dim``, computed as x - max - log(sum(exp(x - max)))
     so that it stays finite where softmax underflows.
 
@@ -91,12 +117,5 @@ class LogSoftmax(Module):
         tensor([1., 1.])
     """
 
-    def __init__(self, dim=None):
-        super().__init__()
-        self.dim = dim
-
     def forward(self, input):
         return F.log_softmax(input, self.dim)
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}"

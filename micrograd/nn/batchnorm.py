@@ -8,6 +8,7 @@ from micrograd.engine.tensor import DEFAULT_DTYPE, Tensor
 from . import functional as F
 from . import init
 from .module import Module, Parameter
+from .registry import LayerPlan, check_size, flat_features, image_shape, register_layer
 
 
 class _BatchNorm(Module):
@@ -37,6 +38,17 @@ class _BatchNorm(Module):
             self.register_buffer("running_var", None)
             self.register_buffer("num_batches_tracked", None)
         self.reset_parameters()
+
+    @classmethod
+    def plan(cls, in_shape, num_features=None, eps: float = 1e-5, momentum=0.1,
+             affine: bool = True, track_running_stats: bool = True) -> LayerPlan:
+        """Shape kept; ``num_features`` inferred from the channels (see ``registry.py``).
+        Holds weight and bias, and running mean, variance and batch count."""
+        c = check_size("num_features", num_features, cls._channels(in_shape))
+        values = (2 * c if affine else 0) + (2 * c + 1 if track_running_stats else 0)
+        return LayerPlan(tuple(in_shape), values, lambda: cls(
+            c, eps=eps, momentum=momentum, affine=affine,
+            track_running_stats=track_running_stats))
 
     def reset_running_stats(self) -> None:
         if self.track_running_stats:
@@ -80,6 +92,7 @@ class _BatchNorm(Module):
                 f"affine={self.affine}, track_running_stats={self.track_running_stats}")
 
 
+@register_layer("batchnorm1d")
 class BatchNorm1d(_BatchNorm):
     r"""Batch normalisation over a ``(N, C)`` or ``(N, C, L)`` input:
 
@@ -115,7 +128,13 @@ class BatchNorm1d(_BatchNorm):
 
     _expected_dims = (2, 3)
 
+    @staticmethod
+    def _channels(in_shape):
+        # A config's (C,) sample; the layer itself also takes (C, L).
+        return flat_features(in_shape, "a batchnorm1d layer")
 
+
+@register_layer("batchnorm2d")
 class BatchNorm2d(_BatchNorm):
     r"""Batch normalisation of each channel of an ``(N, C, H, W)`` input, the
     statistics taken over N, H and W. Otherwise as :class:`BatchNorm1d`:
@@ -139,3 +158,7 @@ class BatchNorm2d(_BatchNorm):
     """
 
     _expected_dims = (4,)
+
+    @staticmethod
+    def _channels(in_shape):
+        return image_shape(in_shape)[0]

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from micrograd.engine.conv import conv_output_size
 from micrograd.engine.tensor import DEFAULT_DTYPE
 
 from . import functional as F
 from . import init
 from .module import Module, Parameter
+from .registry import LayerPlan, check_positive, check_size, image_shape, register_layer
 
 
+@register_layer("conv2d")
 class Conv2d(Module):
     r"""2-D cross-correlation over an ``(N, C_in, H, W)`` input:
 
@@ -28,7 +31,8 @@ class Conv2d(Module):
     Shape:
         - Input: ``(N, C_in, H, W)`` or ``(C_in, H, W)``.
         - Output: ``(N, C_out, H_out, W_out)`` with
-          ``H_out = (H + 2 * ph - kh) // sh + 1`` (W likewise).
+          ``H_out = (H + 2 * ph - kh) // sh + 1`` (W likewise; ``conv_output_size``
+          in engine/conv.py).
 
     Attributes:
         weight: ``(C_out, C_in, kh, kw)``; weight and bias start from
@@ -61,6 +65,22 @@ class Conv2d(Module):
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
+
+    @classmethod
+    def plan(cls, in_shape, out_channels: int, kernel_size, in_channels=None, stride=1,
+             padding=0, bias: bool = True) -> LayerPlan:
+        """For a ``(C, H, W)`` sample: ``(out_channels, H_out, W_out)`` and the weight and
+        bias sizes; ``in_channels`` is inferred (see ``registry.py``)."""
+        c, h, w = image_shape(in_shape)
+        c = check_size("in_channels", in_channels, c)
+        kernel = F._pair(kernel_size, "kernel_size")
+        stride, padding = F._pair(stride, "stride"), F._pair(padding, "padding")
+        out_h, out_w = (conv_output_size(n, kernel[i], stride[i], padding[i])
+                        for i, n in enumerate((h, w)))
+        out = check_positive((out_channels, out_h, out_w), in_shape)
+        values = out_channels * c * kernel[0] * kernel[1] + (out_channels if bias else 0)
+        return LayerPlan(out, values, lambda: cls(c, out_channels, kernel, stride=stride,
+                                                  padding=padding, bias=bias))
 
     def reset_parameters(self) -> None:
         # bound = 1/sqrt(fan_in), fan_in = C_in * kh * kw.

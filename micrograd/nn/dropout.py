@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from . import functional as F
 from .module import Module
+from .registry import LayerPlan, register_layer
 
 
+@register_layer("dropout")
 class Dropout(Module):
     r"""In training, zero each element with probability ``p`` and multiply the
     others by 1/(1-p) (inverted dropout); in evaluation, the identity.
@@ -30,6 +32,11 @@ class Dropout(Module):
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
         self.p = p
+
+    @classmethod
+    def plan(cls, in_shape, p: float = 0.5) -> LayerPlan:
+        """Shape kept, nothing held."""
+        return LayerPlan(tuple(in_shape), 0, lambda: cls(p))
 
     def forward(self, input):
         return F.dropout(input, self.p, self.training)

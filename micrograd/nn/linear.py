@@ -8,8 +8,10 @@ from micrograd.engine.tensor import DEFAULT_DTYPE
 from . import functional as F
 from . import init
 from .module import Module, Parameter
+from .registry import LayerPlan, check_size, flat_features, register_layer
 
 
+@register_layer("linear")
 class Linear(Module):
     r"""Applies an affine map to the last dim: :math:`y = x W^T + b`.
 
@@ -47,6 +49,14 @@ class Linear(Module):
             self.register_parameter("bias", None)
         self.reset_parameters()
 
+    @classmethod
+    def plan(cls, in_shape, out_features: int, in_features=None, bias: bool = True) -> LayerPlan:
+        """For a flat sample of ``in_shape``: ``(out_features,)`` and the weight and bias
+        sizes; ``in_features`` is inferred (see ``registry.py``)."""
+        n_in = check_size("in_features", in_features, flat_features(in_shape, "a linear layer"))
+        return LayerPlan((out_features,), out_features * n_in + (out_features if bias else 0),
+                         lambda: cls(n_in, out_features, bias=bias))
+
     def reset_parameters(self) -> None:
         # kaiming_uniform_ with a=sqrt(5) is U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
         init.default_weight_and_bias_(self.weight, self.bias)
@@ -57,3 +67,14 @@ class Linear(Module):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
+
+
+class Identity(Module):
+    r"""Returns its input: a placeholder (``mn.fuse`` leaves one where a layer was
+    folded into the fused module before it, so the others keep their index).
+
+    Shape: any input shape; the output is the input.
+    """
+
+    def forward(self, input):
+        return input

@@ -1,8 +1,11 @@
 """Max and average pooling over 2-D windows (NCHW)."""
 from __future__ import annotations
 
+from micrograd.engine.conv import conv_output_size
+
 from . import functional as F
 from .module import Module
+from .registry import LayerPlan, LayerShapeError, check_positive, image_shape, register_layer
 
 
 class _Pool2d(Module):
@@ -14,10 +17,23 @@ class _Pool2d(Module):
         self.stride = stride if stride is not None else kernel_size
         self.padding = padding
 
+    @classmethod
+    def plan(cls, in_shape, kernel_size, stride=None, padding=0) -> LayerPlan:
+        """For a ``(C, H, W)`` sample: ``(C, H_out, W_out)``; nothing held."""
+        c, h, w = image_shape(in_shape)
+        try:
+            kernel, strides, pads = F._pool_args(kernel_size, stride, padding)
+        except ValueError as exc:
+            raise LayerShapeError(str(exc)) from None
+        out = check_positive((c, *(conv_output_size(n, kernel[i], strides[i], pads[i])
+                                   for i, n in enumerate((h, w)))), in_shape)
+        return LayerPlan(out, 0, lambda: cls(kernel_size, stride=stride, padding=padding))
+
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
+@register_layer("maxpool2d")
 class MaxPool2d(_Pool2d):
     r"""Maximum over each ``kernel_size`` window, moved by ``stride``.
 
@@ -42,6 +58,7 @@ class MaxPool2d(_Pool2d):
         return F.max_pool2d(input, self.kernel_size, self.stride, self.padding)
 
 
+@register_layer("avgpool2d")
 class AvgPool2d(_Pool2d):
     r"""Mean over each ``kernel_size`` window, moved by ``stride``.
 

@@ -12,6 +12,13 @@ from .optimizer import Optimizer
 from .rmsprop import RMSprop
 from .sgd import SGD
 
+#: The config's ``optimizer.type`` -> the class; the section's other keys are its
+#: constructor's arguments (``build.build_optimizer``).
+OPTIMIZERS = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}
+#: The config's ``scheduler.type`` -> the class, likewise (``t_max`` is ``T_max``).
+SCHEDULERS = {"step": StepLR, "exponential": ExponentialLR, "cosine": CosineAnnealingLR,
+              "plateau": ReduceLROnPlateau}
+
 __all__ = [
     "Optimizer",
     "SGD",

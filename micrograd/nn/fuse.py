@@ -1,0 +1,206 @@
+"""Fusion as an explicit pass: ``mn.fuse(model)`` rewrites runs of layers that are
+faster computed together (``torch.ao.quantization.fuse_modules`` is the model).
+
+Two runs are fused, inside every ``Sequential`` of the model:
+
+- ``Conv2d, ReLU, AvgPool2d`` with non-overlapping, unpadded pooling windows
+  becomes a ``ConvReLUAvgPool2d`` module (``F.conv_relu_avg_pool2d``: the same
+  values and gradients, to float rounding);
+- any other ``ReLU`` directly followed by an ``AvgPool2d`` becomes a
+  ``ReLUAvgPool2d`` module (``F.relu_avg_pool2d``: the same values and
+  gradients bit for bit).
+
+Only these exact classes are fused: a subclass may have overridden ``forward``.
+"""
+from __future__ import annotations
+
+from micrograd.engine.conv import conv_output_size
+
+from . import functional as F
+from .activation import ReLU
+from .conv import Conv2d
+from .linear import Identity
+from .module import Module
+from .pooling import AvgPool2d
+from .sequential import Sequential
+
+
+def fuse(model: Module) -> Module:
+    """Fuse the runs above in every ``Sequential`` of ``model`` (``model`` itself
+    or any module inside it), in place; returns ``model``.
+
+    The fused module takes the first layer's place and the others become
+    ``Identity``, so indices, ``len`` and every parameter name stay as they
+    were (``0.weight``, ``0.bias``, ``3.weight``...): state dicts and
+    checkpoints move between a fused and an unfused model, and between this
+    one and PyTorch. A fused module holds the convolution's own Parameter
+    objects, so an optimiser built before or after fusing trains the same
+    tensors.
+
+    In a module of your own, only the Sequentials inside it are rewritten: the
+    layers your ``forward`` calls one by one stay as they are, since the pass
+    cannot know in which order you call them. A ``Sequential`` subclass is
+    left alone too. Fusing twice changes nothing.
+
+    Where a fused convolution run is directly followed by another one whose
+    convolution is unpadded, the first computes only the rows and columns of
+    its output that the second reads (the final output is the same). Such a
+    first module is then a part of its Sequential, not a layer to call alone.
+
+    Example::
+
+        >>> model = mn.fuse(mn.Sequential([mn.Conv2d(1, 8, 3), mn.ReLU(), mn.AvgPool2d(2)]))
+        >>> model
+        Sequential(
+          (0): ConvReLUAvgPool2d(1, 8, kernel_size=(3, 3), stride=(1, 1), pool_size=(2, 2))
+          (1): Identity()
+          (2): Identity()
+        )
+    """
+    for module in list(model.modules()):
+        if type(module) is Sequential:
+            _fuse_sequential(module)
+    return model
+
+
+def _fuse_sequential(seq: Sequential) -> None:
+    names, modules = list(seq._modules), list(seq._modules.values())
+    previous = None  # the fused convolution run ending just before position i
+    i = 0
+    while i < len(modules):
+        if _is_conv_relu_avg_pool(modules[i:i + 3]):
+            conv, relu, pool = modules[i:i + 3]
+            fused = ConvReLUAvgPool2d(conv, pool)
+            if previous is not None and fused.padding == (0, 0):
+                previous.next_run = (fused.kernel_size, fused.stride, fused.pool_size)
+            _replace(seq, names[i:i + 3], [fused, Identity(), Identity()], conv.training)
+            previous, i = fused, i + 3
+            continue
+        previous = None
+        if i + 1 < len(modules) and _is_relu_avg_pool(modules[i:i + 2]):
+            relu, pool = modules[i:i + 2]
+            fused = ReLUAvgPool2d(pool.kernel_size, pool.stride, pool.padding)
+            _replace(seq, names[i:i + 2], [fused, Identity()], pool.training)
+            i += 2
+            continue
+        i += 1
+
+
+def _replace(seq, names, modules, training):
+    for name, module in zip(names, modules):
+        module.training = training
+        seq.add_module(name, module)  # an existing name keeps its place
+
+
+def _is_relu_avg_pool(run):
+    # Exact types: a subclass may have overridden forward.
+    return len(run) == 2 and type(run[0]) is ReLU and type(run[1]) is AvgPool2d
+
+
+def _is_conv_relu_avg_pool(run):
+    # Exact types, and pooling windows that do not overlap and are not padded.
+    if len(run) < 3 or (type(run[0]), type(run[1]), type(run[2])) != (Conv2d, ReLU, AvgPool2d):
+        return False
+    kernel, stride, padding = F._pool_args(run[2].kernel_size, run[2].stride, run[2].padding)
+    return stride == kernel and padding == (0, 0)
+
+
+class ReLUAvgPool2d(Module):
+    r"""``avg_pool2d(relu(x))`` as one node, fewer passes over memory: the same values
+    and gradients as ``ReLU`` then ``AvgPool2d`` bit for bit. ``fuse`` builds it.
+
+    Args: kernel_size, stride, padding as :class:`AvgPool2d`.
+
+    Shape: as :class:`AvgPool2d`.
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        F._pool_args(kernel_size, stride, padding)
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding = padding
+
+    def forward(self, input):
+        return F.relu_avg_pool2d(input, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class ConvReLUAvgPool2d(Module):
+    r"""``avg_pool2d(relu(conv2d(x)), pool_size)`` for non-overlapping, unpadded
+    pooling, computed together: the convolution computes only the output rows
+    and columns the pooling reads (``F.conv_relu_avg_pool2d``). The same values
+    and gradients as the three layers, to float rounding. ``fuse`` builds it.
+
+    Args:
+        conv: the ``Conv2d`` whose parameters it takes over: ``weight`` and
+            ``bias`` are the same Parameter objects, under the same names.
+        pool: the ``AvgPool2d``; its stride equals its kernel and it is unpadded.
+
+    Attributes:
+        next_run: ``(kernel_size, stride, pool_size)`` of the fused run that
+            reads this one's output, set by ``fuse``; this module then computes
+            only the part of its output that run reads. None: all of it.
+
+    Shape:
+        - Input: ``(N, C_in, H, W)`` or ``(C_in, H, W)``.
+        - Output: ``(N, C_out, H_conv // ph, W_conv // pw)``, ``H_conv`` as in
+          :class:`Conv2d`; fewer rows and columns when ``next_run`` reads fewer.
+    """
+
+    def __init__(self, conv: Conv2d, pool: AvgPool2d):
+        super().__init__()
+        kernel, stride, padding = F._pool_args(pool.kernel_size, pool.stride, pool.padding)
+        if stride != kernel or padding != (0, 0):
+            raise ValueError(f"ConvReLUAvgPool2d needs non-overlapping, unpadded pooling, got "
+                             f"kernel_size={kernel}, stride={stride}, padding={padding}")
+        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
+        self.kernel_size, self.stride, self.padding = conv.kernel_size, conv.stride, conv.padding
+        self.pool_size = kernel
+        self.weight = conv.weight
+        if conv.bias is None:
+            self.register_parameter("bias", None)
+        else:
+            self.bias = conv.bias
+        self.next_run = None
+
+    def forward(self, input):
+        x = F._tensor(input)
+        return F.conv_relu_avg_pool2d(x, self.weight, self.bias, self.stride, self.padding,
+                                      self.pool_size, output_size=self._read_by_next_run(x.shape))
+
+    def _read_by_next_run(self, shape):
+        """(rows, columns) of this run's output (for an input of ``shape``) that the
+        next run reads, or None when it reads them all (or the input is not an
+        image: the layers report it).
+
+        An unpadded next convolution reads rows up to (covered - 1) * stride +
+        kernel of its input, where ``covered`` is what its own pooling reads. On
+        the seed CNN the second convolution (13 x 13 input, 11 x 11 output
+        pooled to 5 x 5 from 10 x 10) never reads the first run's last row and
+        column: the first layer then computes 24 x 24 of its 26 x 26 positions.
+        """
+        if self.next_run is None or len(shape) not in (3, 4):
+            return None
+        next_kernel, next_stride, next_pool = self.next_run
+        read = []
+        for axis in (0, 1):
+            out = conv_output_size(shape[axis - 2], self.kernel_size[axis], self.stride[axis],
+                                   self.padding[axis]) // self.pool_size[axis]
+            covered = (conv_output_size(out, next_kernel[axis], next_stride[axis])
+                       // next_pool[axis] * next_pool[axis])
+            if covered < 1:
+                return None  # the next run will report its own error
+            read.append(min(out, (covered - 1) * next_stride[axis] + next_kernel[axis]))
+        return tuple(read)
+
+    def extra_repr(self) -> str:
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s + f", pool_size={self.pool_size}"

@@ -1,0 +1,149 @@
+"""mn.fuse, the explicit fusion pass: same values, gradients and names as the
+layers apart, in a Sequential or anywhere inside a module of one's own; the
+Sequential itself no longer fuses anything (tests/test_import_graph.py checks
+that it imports nothing but the Module base)."""
+import numpy as np
+import pytest
+
+import micrograd.nn as mn
+import micrograd.tensor as mt
+from micrograd.engine.tensor import Tensor
+
+
+def rand(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def cnn_layers():
+    return [mn.Conv2d(1, 4, 3), mn.ReLU(), mn.AvgPool2d(2),
+            mn.Conv2d(4, 8, 3), mn.ReLU(), mn.AvgPool2d(2), mn.Flatten(), mn.Linear(8 * 5 * 5, 3)]
+
+
+class Net(mn.Module):
+    """A module of one's own: a stem called layer by layer, then Sequentials."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = mn.Conv2d(1, 2, 3)                  # called by forward: never fused
+        self.stem_relu = mn.ReLU()
+        self.stem_pool = mn.AvgPool2d(1)
+        self.features = mn.Sequential(*cnn_layers()[:6])  # 2 -> ... fused below
+        self.features[0] = mn.Conv2d(2, 4, 3)
+        self.head = mn.Sequential(mn.Flatten(), mn.Linear(8 * 5 * 5, 3), mn.ReLU(),
+                                  mn.Sequential(mn.ReLU(), mn.AvgPool2d(1)))
+
+    def forward(self, x):
+        x = self.stem_pool(self.stem_relu(self.stem(x)))
+        y = self.head[:3](self.features(x))
+        return self.head[3](y.reshape(y.shape[0], 1, 1, 3))
+
+
+def twins(make):
+    """Two equal models: one left as built, one to fuse."""
+    plain, fused = make(), make()
+    fused.load_state_dict(plain.state_dict())
+    return plain.double(), fused.double()
+
+
+def outputs_and_grads(model, x):
+    model.zero_grad()
+    xm = Tensor(x, requires_grad=True, dtype=np.float64)
+    y = model(xm)
+    (y * Tensor(rand(*y.shape, seed=7), dtype=np.float64)).sum().backward()
+    return y, xm.grad.data, {n: p.grad.data for n, p in model.named_parameters()}
+
+
+def test_fuse_in_a_module_of_ones_own_gives_the_same_values_gradients_and_names():
+    plain, fused = twins(Net)
+    keys = list(plain.state_dict())
+    assert mn.fuse(fused) is fused  # in place
+    assert list(fused.state_dict()) == keys
+    assert [n for n, _ in fused.named_parameters()] == [n for n, _ in plain.named_parameters()]
+    # The stem the forward calls layer by layer is left alone; the Sequentials are fused,
+    # a nested one too.
+    assert type(fused.stem) is mn.Conv2d and type(fused.stem_relu) is mn.ReLU
+    assert [type(m).__name__ for m in fused.features] == [
+        "ConvReLUAvgPool2d", "Identity", "Identity", "ConvReLUAvgPool2d", "Identity", "Identity"]
+    assert [type(m).__name__ for m in fused.head[3]] == ["ReLUAvgPool2d", "Identity"]
+    assert fused.features[0].next_run == ((3, 3), (1, 1), (2, 2))
+    assert fused.features[3].next_run is None
+
+    x = rand(3, 1, 30, 30)
+    (y, gx, grads), (y_plain, gx_plain, grads_plain) = (outputs_and_grads(m, x)
+                                                         for m in (fused, plain))
+    np.testing.assert_allclose(y.data, y_plain.data, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gx, gx_plain, rtol=1e-12, atol=1e-12)
+    assert grads.keys() == grads_plain.keys()
+    for name in grads:
+        np.testing.assert_allclose(grads[name], grads_plain[name], rtol=1e-12, atol=1e-12)
+    # The state dict moves both ways.
+    plain.load_state_dict(fused.state_dict())
+    fused.load_state_dict(plain.state_dict())
+
+
+def test_a_fused_model_takes_over_the_layers_parameters():
+    layers = cnn_layers()
+    model = mn.Sequential(layers)
+    params = list(model.parameters())
+    optimizer = mt.SGD(params, lr=0.1)  # built before fusing
+    mn.fuse(model)
+    assert len(model) == len(layers)
+    assert all(a is b for a, b in zip(model.parameters(), params, strict=True))
+    assert model[0].weight is layers[0].weight and model[3].bias is layers[3].bias
+    before = model[0].weight.data.copy()
+    model(Tensor(rand(2, 1, 28, 28))).sum().backward()
+    optimizer.step()
+    assert not np.array_equal(model[0].weight.data, before)
+    assert repr(model[0]) == "ConvReLUAvgPool2d(1, 4, kernel_size=(3, 3), stride=(1, 1), " \
+                             "pool_size=(2, 2))"
+
+
+def test_fuse_twice_changes_nothing_and_keeps_the_mode():
+    model = mn.Sequential(cnn_layers()).eval()
+    mn.fuse(model)
+    before = [type(m) for m in model]
+    mn.fuse(model)
+    assert [type(m) for m in model] == before
+    assert not any(m.training for m in model.modules())
+    with mt.no_grad():
+        assert model(Tensor(rand(2, 1, 28, 28))).shape == (2, 3)
+
+
+def test_fuse_leaves_subclasses_and_unfusable_runs_alone():
+    class MyReLU(mn.ReLU):
+        pass
+
+    class MySequential(mn.Sequential):
+        pass
+
+    runs = [
+        [mn.Conv2d(1, 2, 3), MyReLU(), mn.AvgPool2d(2)],
+        [mn.Conv2d(1, 2, 3), mn.ReLU(), mn.AvgPool2d(3, stride=2)],  # overlapping windows
+        [mn.Conv2d(1, 2, 3), mn.ReLU(), mn.AvgPool2d(2, padding=1)],  # padded
+        [mn.Conv2d(1, 2, 3), mn.ReLU(), mn.MaxPool2d(2)],
+    ]
+    for run in runs:
+        model = mn.fuse(mn.Sequential(run))
+        assert type(model[0]) is mn.Conv2d
+    custom = mn.fuse(MySequential(mn.Conv2d(1, 2, 3), mn.ReLU(), mn.AvgPool2d(2)))
+    assert [type(m) for m in custom] == [mn.Conv2d, mn.ReLU, mn.AvgPool2d]
+
+
+def test_sequential_no_longer_fuses_by_itself():
+    model = mn.Sequential(cnn_layers()[:3])
+    y = model(Tensor(rand(2, 1, 10, 10), requires_grad=True))
+    assert type(y._ctx).__name__ == "AvgPool2d"
+    assert type(y._ctx.parents[0]._ctx).__name__ == "ReLU"
+    assert [type(m) for m in model] == [mn.Conv2d, mn.ReLU, mn.AvgPool2d]
+
+
+@pytest.mark.parametrize("size", [28, 30, 31])
+def test_the_look_ahead_crop_only_shortens_the_first_runs_output(size):
+    plain, fused = twins(lambda: mn.Sequential(cnn_layers()[:6]))
+    mn.fuse(fused)
+    x = Tensor(rand(2, 1, size, size), dtype=np.float64)
+    first = fused[0](x)  # alone, it computes what fused[3] reads
+    full = plain[:3](x)
+    h, w = first.shape[-2:]
+    np.testing.assert_allclose(first.data, full.data[..., :h, :w], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fused(x).data, plain(x).data, rtol=1e-12, atol=1e-12)
