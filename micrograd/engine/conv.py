@@ -28,11 +28,10 @@ import numpy as np
 from .autograd import Function
 
 
-#: Size of the im2col matrix built at a time when it need not be kept for backward.
-#: Measured on the seed CNN's second convolution under no_grad (per 64 images,
-#: batches of 64 and 256): 4 MB pieces 1.58-1.59 ms, 16 MB 1.74-2.00 (a
-#: 256-image batch's 30 MB matrix then leaves the cache), 2 MB 1.94-1.98
-#: (GEMMs of a few thousand rows, which two OpenBLAS threads run slower).
+#: Size of the im2col matrix built at a time when it need not be kept for backward:
+#: larger pieces leave the cache (a 256-image batch's matrix is 30 MB), smaller
+#: ones make GEMMs of a few thousand rows, which two OpenBLAS threads run slower.
+#: The measurements are in bench/README.md.
 _COLS_CHUNK_BYTES = 4 << 20
 #: Input of fused ReLU + average pooling handled at a time: its passes then run in cache.
 _POOL_CHUNK_BYTES = 512 << 10
@@ -195,8 +194,8 @@ class Conv2d(Function):
             gx = _crop(self._input_grad(g2, n, oh, ow), ph, pw)
         if self.needs_input_grad[1] or has_bias and self.needs_input_grad[2]:
             # One GEMM gives the weight gradient and, from the ones column, the bias's.
-            # (cols.T @ g2).T rather than g2.T @ cols: the same product, 15-30%
-            # faster through OpenBLAS for either layout of cols.
+            # (cols.T @ g2).T rather than g2.T @ cols: the same product, faster
+            # through OpenBLAS for either layout of cols (bench/README.md).
             gw_full = (self.cols.T @ g2).T
             k = kh * kw * c
             if self.needs_input_grad[1]:
@@ -323,7 +322,7 @@ class AvgPool2d(_Pool2d):
 
 
 class ReLUAvgPool2d(_Pool2d):
-    """avg_pool2d(relu(x)) as one node (``Sequential`` uses it for ReLU then AvgPool2d).
+    """avg_pool2d(relu(x)) as one node (``mn.fuse`` uses it for ReLU then AvgPool2d).
 
     Apart, ReLU writes a whole new activation that pooling then reads back, and
     in backward pooling writes a gradient that ReLU reads back to mask: on the
@@ -409,7 +408,7 @@ class ConvReLUAvgPool2d(Function):
 
     x (N, C, H, W), w (O, C, kh, kw), b (O,) -> (N, O, OH // ph, OW // pw), where
     (OH, OW) is the convolution's output and (ph, pw) the pooling window
-    (stride = window, no pooling padding). ``Sequential`` uses it for a Conv2d,
+    (stride = window, no pooling padding). ``mn.fuse`` uses it for a Conv2d,
     ReLU, AvgPool2d run whose convolution has few input channels.
 
     Apart, the convolution writes its whole (N, OH, OW, O) output to memory,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import functions as F
+from . import functions
 from .random import default_generator
 from .tensor import DEFAULT_DTYPE, Tensor, argmax  # noqa: F401  (re-exported)
 
@@ -27,7 +27,7 @@ def _as_tensor(x):
 
 def cat(tensors, dim=0):
     """Concatenate along an existing dim (``torch.cat``)."""
-    return F.Cat.apply(*[_as_tensor(t) for t in tensors], axis=dim)
+    return functions.Cat.apply(*[_as_tensor(t) for t in tensors], axis=dim)
 
 
 concatenate = cat
@@ -35,7 +35,7 @@ concatenate = cat
 
 def stack(tensors, dim=0):
     """Join along a new dim (``torch.stack``)."""
-    return F.Stack.apply(*[_as_tensor(t) for t in tensors], axis=dim)
+    return functions.Stack.apply(*[_as_tensor(t) for t in tensors], axis=dim)
 
 
 def exp(x):

@@ -10,7 +10,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import autograd as _autograd
-from . import functions as F
+from . import functions
 from .autograd import backward as _backward
 from .autograd import is_grad_enabled
 
@@ -241,43 +241,43 @@ class Tensor:
         return Tensor._wrap(arr)
 
     def __add__(self, other):
-        return F.Add.apply(self, self._lift(other))
+        return functions.Add.apply(self, self._lift(other))
 
     def __radd__(self, other):
-        return F.Add.apply(self._lift(other), self)
+        return functions.Add.apply(self._lift(other), self)
 
     def __sub__(self, other):
-        return F.Sub.apply(self, self._lift(other))
+        return functions.Sub.apply(self, self._lift(other))
 
     def __rsub__(self, other):
-        return F.Sub.apply(self._lift(other), self)
+        return functions.Sub.apply(self._lift(other), self)
 
     def __mul__(self, other):
-        return F.Mul.apply(self, self._lift(other))
+        return functions.Mul.apply(self, self._lift(other))
 
     def __rmul__(self, other):
-        return F.Mul.apply(self._lift(other), self)
+        return functions.Mul.apply(self._lift(other), self)
 
     def __truediv__(self, other):
-        return F.Div.apply(self, self._lift(other))
+        return functions.Div.apply(self, self._lift(other))
 
     def __rtruediv__(self, other):
-        return F.Div.apply(self._lift(other), self)
+        return functions.Div.apply(self._lift(other), self)
 
     def __pow__(self, other):
-        return F.Pow.apply(self, self._lift(other))
+        return functions.Pow.apply(self, self._lift(other))
 
     def __rpow__(self, other):
-        return F.Pow.apply(self._lift(other), self)
+        return functions.Pow.apply(self._lift(other), self)
 
     def __matmul__(self, other):
-        return F.MatMul.apply(self, self._lift(other))
+        return functions.MatMul.apply(self, self._lift(other))
 
     def __rmatmul__(self, other):
-        return F.MatMul.apply(self._lift(other), self)
+        return functions.MatMul.apply(self._lift(other), self)
 
     def __neg__(self):
-        return F.Neg.apply(self)
+        return functions.Neg.apply(self)
 
     def __pos__(self):
         return self
@@ -338,48 +338,48 @@ class Tensor:
     # ----------------------------------------------------------- elementwise
 
     def exp(self):
-        return F.Exp.apply(self)
+        return functions.Exp.apply(self)
 
     def log(self):
-        return F.Log.apply(self)
+        return functions.Log.apply(self)
 
     def sqrt(self):
-        return F.Sqrt.apply(self)
+        return functions.Sqrt.apply(self)
 
     def abs(self):
-        return F.Abs.apply(self)
+        return functions.Abs.apply(self)
 
     def tanh(self):
-        return F.Tanh.apply(self)
+        return functions.Tanh.apply(self)
 
     def sigmoid(self):
-        return F.Sigmoid.apply(self)
+        return functions.Sigmoid.apply(self)
 
     def relu(self):
-        return F.ReLU.apply(self)
+        return functions.ReLU.apply(self)
 
     def clip(self, min=None, max=None):
         if min is None and max is None:
             raise ValueError("clip needs at least one of min and max")
-        return F.Clip.apply(self, low=min, high=max)
+        return functions.Clip.apply(self, low=min, high=max)
 
     clamp = clip
 
     def softmax(self, dim=-1):
-        return F.Softmax.apply(self, axis=dim)
+        return functions.Softmax.apply(self, axis=dim)
 
     def log_softmax(self, dim=-1):
-        return F.LogSoftmax.apply(self, axis=dim)
+        return functions.LogSoftmax.apply(self, axis=dim)
 
     # ------------------------------------------------------------ reductions
 
     def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         axis, keepdim = _axis_args(dim, keepdim, axis, keepdims)
-        return F.Sum.apply(self, axis=axis, keepdims=keepdim)
+        return functions.Sum.apply(self, axis=axis, keepdims=keepdim)
 
     def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         axis, keepdim = _axis_args(dim, keepdim, axis, keepdims)
-        total = F.Sum.apply(self, axis=axis, keepdims=keepdim)
+        total = functions.Sum.apply(self, axis=axis, keepdims=keepdim)
         count = self._data.size // max(total.data.size, 1) if self._data.size else 0
         return total * (1.0 / count) if count else total * np.nan
 
@@ -394,20 +394,20 @@ class Tensor:
 
     def _extremum(self, dim, keepdim, axis, keepdims, minimum):
         if dim is not None and axis is None:
-            values = F.SelectMax.apply(self, axis=dim, keepdims=keepdim, minimum=minimum)
+            values = functions.SelectMax.apply(self, axis=dim, keepdims=keepdim, minimum=minimum)
             reduce = np.argmin if minimum else np.argmax
             indices = reduce(self._data, axis=dim)
             if keepdim:
                 indices = np.expand_dims(indices, dim)
             return MaxResult(values, Tensor._wrap(indices.astype(np.int64)))
         axis, keepdim = _axis_args(dim, keepdim, axis, keepdims)
-        return F.AMax.apply(self, axis=axis, keepdims=keepdim, minimum=minimum)
+        return functions.AMax.apply(self, axis=axis, keepdims=keepdim, minimum=minimum)
 
     def amax(self, dim=None, keepdim=False):
-        return F.AMax.apply(self, axis=_dims(dim), keepdims=keepdim, minimum=False)
+        return functions.AMax.apply(self, axis=_dims(dim), keepdims=keepdim, minimum=False)
 
     def amin(self, dim=None, keepdim=False):
-        return F.AMax.apply(self, axis=_dims(dim), keepdims=keepdim, minimum=True)
+        return functions.AMax.apply(self, axis=_dims(dim), keepdims=keepdim, minimum=True)
 
     def argmax(self, dim=None, keepdim=False):
         return argmax(self, dim, keepdim)
@@ -420,7 +420,7 @@ class Tensor:
 
     def reshape(self, *shape):
         shape = _shape_args(shape)
-        return F.Reshape.apply(self, shape=shape)
+        return functions.Reshape.apply(self, shape=shape)
 
     view = reshape
 
@@ -433,7 +433,7 @@ class Tensor:
 
     def permute(self, *axes):
         axes = tuple(a % self.ndim for a in _shape_args(axes)) if self.ndim else ()
-        return F.Permute.apply(self, axes=axes)
+        return functions.Permute.apply(self, axes=axes)
 
     def transpose(self, dim0=-2, dim1=-1):
         axes = list(range(self.ndim))
@@ -458,17 +458,17 @@ class Tensor:
         shape = _shape_args(shape)
         lead = len(shape) - self.ndim
         shape = tuple(self.shape[i - lead] if n == -1 else n for i, n in enumerate(shape))
-        return F.Expand.apply(self, shape=shape)
+        return functions.Expand.apply(self, shape=shape)
 
     def __getitem__(self, index):
-        return F.Index.apply(self, index=_index_arrays(index))
+        return functions.Index.apply(self, index=_index_arrays(index))
 
     # ---------------------------------------------------------------- dtypes
 
     def to(self, dtype):
         if self.dtype == np.dtype(dtype):
             return self
-        return F.Cast.apply(self, dtype=np.dtype(dtype))
+        return functions.Cast.apply(self, dtype=np.dtype(dtype))
 
     astype = to
 

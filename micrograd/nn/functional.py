@@ -105,7 +105,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0):
 
 def relu_avg_pool2d(input, kernel_size, stride=None, padding=0):
     """avg_pool2d(relu(x)) as one fused node: the same values and gradients, fewer
-    passes over memory (``Sequential`` calls it for a ReLU followed by an AvgPool2d)."""
+    passes over memory (``mn.fuse`` puts it in for a ReLU followed by an AvgPool2d)."""
     kernel, stride, padding = _pool_args(kernel_size, stride, padding)
     return _batched(_tensor(input), lambda x: _conv.ReLUAvgPool2d.apply(
         x, kernel_size=kernel, stride=stride, padding=padding))
@@ -113,8 +113,8 @@ def relu_avg_pool2d(input, kernel_size, stride=None, padding=0):
 
 #: Largest in_channels * kh * kw for which ``conv_relu_avg_pool2d`` uses the
 #: chunked node that redoes the convolution in backward (ConvReLUAvgPool2d): a
-#: first layer (1 x 3 x 3) then takes 35% less time than convolution, ReLU and
-#: pooling apart; a deeper one (32 x 3 x 3) is faster as one whole GEMM.
+#: first layer (1 x 3 x 3) is then faster than convolution, ReLU and pooling
+#: apart; a deeper one (32 x 3 x 3) is faster as one whole GEMM (bench/README.md).
 RECOMPUTE_MAX_COLUMNS = 64
 
 
@@ -122,9 +122,10 @@ def conv_relu_avg_pool2d(input, weight, bias=None, stride=1, padding=0, pool_siz
                          output_size=None):
     """avg_pool2d(relu(conv2d(x, W, b, stride, padding)), pool_size) for
     non-overlapping, unpadded pooling windows, in fewer passes over memory: the
-    same values and gradients, to float rounding. ``Sequential`` calls it for a
-    Conv2d, ReLU, AvgPool2d run. ``output_size=(h, w)`` computes only the
-    top-left h x w corner of the result, the part a next layer reads.
+    same values and gradients, to float rounding. ``mn.fuse`` puts it in for a
+    Conv2d, ReLU, AvgPool2d run (the ``ConvReLUAvgPool2d`` module).
+    ``output_size=(h, w)`` computes only the top-left h x w corner of the
+    result, the part a next layer reads.
 
     A convolution with few input channels runs as one chunked node
     (engine/conv.py, ConvReLUAvgPool2d); a larger one as a Conv2d node that
