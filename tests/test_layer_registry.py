@@ -1,13 +1,16 @@
 """The layer table (mn.LAYERS) and the optimiser and scheduler tables: every type a
 config may name maps to a class, and each layer's plan (output shape, values
 held) is what the built layer really produces and holds."""
+import ast
 import inspect
 import typing
 
 import numpy as np
 import pytest
 
+import micrograd.build as build
 import micrograd.nn as mn
+import micrograd.tensor as mt
 from micrograd import optim
 from micrograd.build import ModelConfigError, build_model, build_optimizer, build_scheduler
 from micrograd.config.schema import Config, LayerConfig, OptimizerConfig, SchedulerConfig
@@ -193,3 +196,28 @@ def test_build_scheduler_passes_the_config_keys_as_arguments(section, cls, attrs
     for key, value in attrs.items():
         assert getattr(sched, key) == value, key
     assert build_scheduler(config([{"type": "linear", "out_features": 1}]), None) is None
+
+
+# ------------------------------------------------------ no names outside the table
+
+
+def test_build_model_reads_the_layer_table_and_nothing_else(monkeypatch):
+    class Doubling(mn.Module):  # stands in for a layer type added later
+        @classmethod
+        def plan(cls, in_shape):
+            return mn.LayerPlan((2 * in_shape[0],), 0, cls)
+
+        def forward(self, x):
+            return mt.cat([x, x], dim=1)
+
+    monkeypatch.setitem(mn.LAYERS, "tanh", Doubling)
+    model, rows = build_model(config([{"type": "tanh"}, {"type": "linear", "out_features": 1}]),
+                              (3,))
+    assert type(rows[0].layer) is Doubling and rows[1].layer.in_features == 6
+    assert model(Tensor(np.ones((4, 3), dtype=np.float32))).shape == (4, 1)
+
+
+def test_build_names_no_layer_optimizer_or_scheduler_type():
+    strings = {node.value for node in ast.walk(ast.parse(inspect.getsource(build)))
+               if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+    assert not strings & (set(mn.LAYERS) | set(optim.OPTIMIZERS) | set(optim.SCHEDULERS))
