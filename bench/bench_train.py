@@ -110,6 +110,7 @@ class MicrogradRunner(Runner):
         else:
             self.model = mn.Sequential([mn.Flatten(), mn.Linear(784, 256), mn.ReLU(),
                                         mn.Linear(256, 10)])
+        self.model = mn.fuse(self.model)  # the fused conv + ReLU + pooling runs, as built
         self.optimizer = mt.Adam(self.model.parameters(), lr=LR)
         self.loss_fn = mt.CrossEntropyLoss()
         self.images, self.labels = images, labels

@@ -269,12 +269,18 @@ def summary(
     with _errors():
         from rich.table import Table
 
-        from micrograd.build import build_data, build_model
+        from micrograd.build import build_data, build_model, implied_by
         from micrograd.config.loader import load_config
 
         cfg = load_config(config, set_ or [])
-        input_shape = cfg.model.input_shape or build_data(cfg).pipeline.input_shape
-        _, rows = build_model(cfg, input_shape)
+        # With model.input_shape given, the summary needs no data (unless a layer
+        # leaves out a size only the data implies, as an embedding's vocabulary).
+        pipeline = None
+        if not cfg.model.input_shape or any(
+                getattr(layer, "num_embeddings", 0) is None for layer in cfg.model.layers):
+            pipeline = build_data(cfg).pipeline
+        input_shape = cfg.model.input_shape or pipeline.input_shape
+        _, rows = build_model(cfg, input_shape, implied=implied_by(pipeline))
         table = Table(title=f"{config.name}: input {'x'.join(map(str, input_shape))}")
         table.add_column("#", justify="right")
         table.add_column("layer")

@@ -51,8 +51,8 @@ def _fmt(shape):
     return "x".join(str(n) for n in shape)
 
 
-def build_model(config: Config, input_shape=None,
-                max_values=None) -> tuple[mn.Sequential, list[LayerRow]]:
+def build_model(config: Config, input_shape=None, max_values=None,
+                implied=None) -> tuple[mn.Sequential, list[LayerRow]]:
     """The config's layers as a fused ``Sequential`` (``mn.fuse``), each size inferred
     from the shape arriving at it; also returns the summary rows (output shape,
     parameters), whose layers are the ones the config lists, before fusion.
@@ -61,7 +61,9 @@ def build_model(config: Config, input_shape=None,
     itself for the arriving shape (``cls.plan``). ``max_values`` caps the
     numbers the parameters and buffers would hold, checked before anything is
     allocated (a stored config read from a checkpoint must not make us
-    allocate more than the checkpoint holds).
+    allocate more than the checkpoint holds). ``implied`` holds options the data
+    implies (:func:`implied_by`), given to each layer whose config has that key
+    and leaves it out: an embedding's ``num_embeddings`` from token-id data.
     """
     given, arriving = tuple(config.model.input_shape or ()), tuple(input_shape or ())
     if given and arriving and given != arriving:
@@ -81,7 +83,7 @@ def build_model(config: Config, input_shape=None,
         if spec.type not in mn.LAYERS:  # pragma: no cover (the schema lists the same types)
             raise ModelConfigError(f"{where}: unknown layer type {spec.type!r}")
         try:
-            plan = mn.LAYERS[spec.type].plan(shape, **_arguments(spec))
+            plan = mn.LAYERS[spec.type].plan(shape, **_arguments(spec, implied))
         except mn.LayerShapeError as exc:
             raise ModelConfigError(f"{where}: {exc}") from None
         plans.append((i, spec.type, plan))
@@ -100,10 +102,21 @@ def build_model(config: Config, input_shape=None,
     return mn.fuse(mn.Sequential([row.layer for row in rows])), rows
 
 
-def _arguments(spec) -> dict:
+def _arguments(spec, implied=None) -> dict:
     """A config section's keys as keyword arguments, less ``type``; a key left at
-    None leaves the default (or the inference) to the class."""
-    return {k: v for k, v in spec.model_dump(exclude={"type"}).items() if v is not None}
+    None takes what the data implies, else leaves the default (or the inference)
+    to the class."""
+    given = {k: v for k, v in spec.model_dump(exclude={"type"}).items() if v is not None}
+    for key, value in (implied or {}).items():
+        if key in type(spec).model_fields and key not in given and value is not None:
+            given[key] = value
+    return given
+
+
+def implied_by(pipeline) -> dict:
+    """Layer options that the data implies: the number of token ids of a token-id
+    dataset is an embedding's ``num_embeddings``."""
+    return {"num_embeddings": getattr(pipeline, "num_tokens", None)}
 
 
 CLASSIFICATION_LOSSES = ("cross_entropy", "bce", "bce_with_logits")

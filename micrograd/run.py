@@ -36,7 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
-from micrograd.build import ModelConfigError, build_model
+from micrograd.build import ModelConfigError, build_model, implied_by
 from micrograd.checkpoint import (CheckpointError, atomic_write_bytes, load_checkpoint,
                                   load_weights)
 from micrograd.config.loader import ConfigError, validate
@@ -310,7 +310,7 @@ def restore(path) -> Restored:
     weights = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
     try:
         # The cap keeps a forged config from allocating more than the file holds.
-        model, rows = build_model(config, input_shape,
+        model, rows = build_model(config, input_shape, implied=implied_by(pipeline),
                                   max_values=sum(w.size for w in weights.values()))
     except ModelConfigError as exc:
         raise CheckpointError(f"{path}: the parameters do not fit the model its config "

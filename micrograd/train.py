@@ -28,7 +28,7 @@ from typing import Any, Optional
 import micrograd.tensor as mt
 from micrograd import metrics as M
 from micrograd.build import (build_data, build_loss, build_model, build_optimizer,
-                             build_scheduler, check_output)
+                             build_scheduler, check_output, implied_by)
 from micrograd.checkpoint import atomic_write_bytes, load_checkpoint
 from micrograd.config.loader import ConfigError, dump_yaml, to_plain
 from micrograd.config.schema import Config
@@ -78,7 +78,8 @@ def prepare(config: Config, splits=None) -> Run:
     mt.manual_seed(config.train.seed)
     splits = splits if splits is not None else build_data(config)
     check_monitor(config, splits.pipeline.task)
-    model, rows = build_model(config, splits.pipeline.input_shape)
+    model, rows = build_model(config, splits.pipeline.input_shape,
+                              implied=implied_by(splits.pipeline))
     check_output(config, rows, splits)
     optimizer = build_optimizer(config, model.parameters())
     return Run(config, splits, model, rows, build_loss(config), optimizer,

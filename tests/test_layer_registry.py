@@ -73,6 +73,8 @@ PLAN_CASES = [
     ("dropout", (6,), dict(p=0.3)),
     ("batchnorm1d", (6,), dict(eps=1e-3, momentum=0.2)),
     ("batchnorm2d", (3, 4, 4), dict(num_features=3)),
+    ("embedding", (5,), dict(embedding_dim=3, num_embeddings=10, padding_idx=0)),
+    ("embedding_bag", (7,), dict(embedding_dim=4, num_embeddings=12, mode="mean", padding_idx=0)),
 ]
 
 
@@ -87,7 +89,8 @@ def test_plan_matches_the_built_layer_run_on_zeros(name, in_shape, options):
     layer = plan.build()
     assert type(layer) is mn.LAYERS[name]
     layer.eval()  # dropout off: the shape is the point here
-    out = layer(Tensor(np.zeros((2, *in_shape), dtype=np.float32)))
+    dtype = np.int64 if name.startswith("embedding") else np.float32  # token ids
+    out = layer(Tensor(np.zeros((2, *in_shape), dtype=dtype), dtype=dtype))
     assert out.shape == (2, *plan.output_shape)
     assert plan.values == sum(v.size for v in layer.state_dict().values())
 

@@ -264,3 +264,37 @@ def test_ids_vectorizer_gives_padded_int64_token_ids():
 def test_ids_vectorizer_needs_a_length():
     with pytest.raises(ValueError, match="max_length"):
         TextPipeline(["a"], vectorizer="ids")
+
+
+def test_an_embedding_model_trains_on_token_ids_from_a_config(tmp_path):
+    """vectorizer: ids + embedding_bag: num_embeddings comes from the vocabulary, the
+    ids stay int64 from the data to the model, and predict and eval reuse them."""
+    from conftest import run, write_config
+
+    rng = np.random.default_rng(0)
+    good, bad = ["great", "love", "fine", "nice"], ["awful", "hate", "broken", "poor"]
+    lines = []
+    for i in range(200):
+        label = i % 2
+        words = rng.choice(good if label else bad, size=3).tolist() + ["the", "phone"]
+        rng.shuffle(words)
+        lines.append(f"{' '.join(words)}\t{label}")
+    (tmp_path / "reviews.txt").write_text("\n".join(lines) + "\n")
+    cfg = {"data": {"type": "text", "path": "reviews.txt", "vectorizer": "ids"},
+           "model": {"layers": [{"type": "embedding_bag", "embedding_dim": 8, "padding_idx": 0},
+                                {"type": "linear", "out_features": 2}]},
+           "loss": "cross_entropy", "optimizer": {"type": "adam", "lr": 0.05},
+           "train": {"epochs": 15, "batch_size": 16, "monitor": "accuracy"}}
+    write_config(tmp_path, cfg)
+    result = run(["train", "config.yaml", "-q"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "accuracy=1 " in result.output
+    assert run(["predict", "--input", "love this nice phone"], tmp_path).output.startswith("1 ")
+    assert run(["predict", "--input", "broken awful thing"], tmp_path).output.startswith("0 ")
+    summary = run(["summary", "config.yaml"], tmp_path).output
+    assert "EmbeddingBag(12, 8" in summary  # 10 words + padding + unknown
+
+    cfg["data"]["vectorizer"] = "tfidf"  # float features: no token ids to embed
+    write_config(tmp_path, cfg)
+    result = run(["train", "config.yaml", "-q"], tmp_path)
+    assert result.exit_code == 2 and "num_embeddings" in result.output, result.output

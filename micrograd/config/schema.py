@@ -173,9 +173,31 @@ class BatchNormLayer(Strict):
     momentum: Probability = 0.1
 
 
+class EmbeddingLayer(Strict):
+    """Token ids -> vectors. ``num_embeddings`` defaults to what the data implies (a
+    text dataset with ``vectorizer: ids``: its vocabulary, padding and unknown ids)."""
+
+    type: Literal["embedding"]
+    embedding_dim: PositiveInt
+    num_embeddings: Optional[PositiveInt] = None
+    padding_idx: Optional[int] = None
+    max_norm: Optional[PositiveFloat] = None
+
+
+class EmbeddingBagLayer(Strict):
+    """Token ids -> the mean (sum, max) of their vectors, padding left out."""
+
+    type: Literal["embedding_bag"]
+    embedding_dim: PositiveInt
+    num_embeddings: Optional[PositiveInt] = None
+    mode: Literal["mean", "sum", "max"] = "mean"
+    padding_idx: Optional[int] = None
+    max_norm: Optional[PositiveFloat] = None
+
+
 LayerConfig = Annotated[
     Union[LinearLayer, Conv2dLayer, PoolLayer, FlattenLayer, ActivationLayer, SoftmaxLayer,
-          DropoutLayer, BatchNormLayer],
+          DropoutLayer, BatchNormLayer, EmbeddingLayer, EmbeddingBagLayer],
     Field(discriminator="type"),
 ]
 

@@ -42,6 +42,9 @@ class Pipeline:
     task: str = "regression"
     class_names: list[str] | None = None
     input_shape: tuple[int, ...] = ()
+    #: How many token ids the inputs use, for data that gives token ids (an
+    #: embedding's num_embeddings); None otherwise.
+    num_tokens: int | None = None
 
     def transform(self, raw) -> np.ndarray:
         """Raw inputs (a batch in the pipeline's natural form) -> the model's input.

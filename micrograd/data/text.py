@@ -145,9 +145,10 @@ class TextPipeline(Pipeline):
             self.input_shape = (len(self.vocabulary),)
 
     @property
-    def num_tokens(self) -> int:
-        """How many token ids the ``ids`` vectorizer gives: the vocabulary, PAD, UNKNOWN."""
-        return len(self.vocabulary) + 2
+    def num_tokens(self):
+        """How many token ids the ``ids`` vectorizer gives (the vocabulary, PAD and
+        UNKNOWN): an embedding's ``num_embeddings``; None for the other vectorizers."""
+        return len(self.vocabulary) + 2 if self.vectorizer == "ids" else None
 
     @classmethod
     def fit(cls, token_lists, *, vectorizer="tfidf", min_freq=1, max_vocab=None,

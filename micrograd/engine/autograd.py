@@ -170,8 +170,8 @@ def backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
     # Each pending gradient travels with a flag: True when it is a fresh array
     # that nothing else holds (see _owned and Function.fresh_grads), which a
     # leaf may then keep as its .grad instead of copying (a weight's gradient
-    # is the largest array an MLP's backward makes; the copy was 4% of a step)
-    # and ReLU may overwrite in place.
+    # is the largest array an MLP's backward makes; bench/README.md has the
+    # figure) and ReLU may overwrite in place.
     grads = {id(root): (grad, False)}
     for node in reversed(order):
         entry = grads.pop(id(node), None)

@@ -5,8 +5,8 @@ first, adapting up to 32 MiB) straight back to the kernel, and trims the top of
 its heap whenever more than ``M_TRIM_THRESHOLD`` lies free there. A training
 step allocates and frees tens of MiB of activations, im2col matrices and
 gradients; handed back, the next step gets them again as fresh pages that the
-kernel faults in and zeroes, about 0.1 ms per MiB: a third of the seed CNN's
-step time. Raising both thresholds once lets the heap keep those blocks for the
+kernel faults in and zeroes, a large share of a CNN step (bench/README.md has
+the figures). Raising both thresholds once lets the heap keep those blocks for the
 next step. The peak resident memory is the same (it is the high-water mark
 either way); the process only stops shrinking between steps.
 

@@ -8,6 +8,7 @@ from micrograd.engine.tensor import DEFAULT_DTYPE
 from . import functional as F
 from . import init
 from .module import Module, Parameter
+from .registry import LayerPlan, LayerShapeError, fmt, register_layer
 
 
 def _table(num_embeddings, embedding_dim, padding_idx, weight, dtype):
@@ -26,6 +27,15 @@ def _table(num_embeddings, embedding_dim, padding_idx, weight, dtype):
     return weight, padding_idx
 
 
+def _vocabulary(num_embeddings):
+    if num_embeddings is None:
+        raise LayerShapeError(
+            "num_embeddings (the number of token ids) is needed: give it, or use data that "
+            "gives token ids (a text dataset with vectorizer: ids), which implies it")
+    return num_embeddings
+
+
+@register_layer("embedding")
 class Embedding(Module):
     r"""A table of ``num_embeddings`` vectors of size ``embedding_dim``, looked up by index.
 
@@ -72,6 +82,14 @@ class Embedding(Module):
         if _weight is None:
             self.reset_parameters()
 
+    @classmethod
+    def plan(cls, in_shape, embedding_dim: int, num_embeddings=None, padding_idx=None,
+             max_norm=None) -> LayerPlan:
+        """Token ids of any shape -> that shape plus ``embedding_dim``."""
+        n = _vocabulary(num_embeddings)
+        return LayerPlan((*in_shape, embedding_dim), n * embedding_dim,
+                         lambda: cls(n, embedding_dim, padding_idx=padding_idx, max_norm=max_norm))
+
     def reset_parameters(self) -> None:
         init.normal_(self.weight)
         if self.padding_idx is not None:
@@ -106,6 +124,7 @@ class Embedding(Module):
         return s
 
 
+@register_layer("embedding_bag")
 class EmbeddingBag(Module):
     r"""One vector per bag of indices: the sum, mean or max of the bag's rows of a table.
 
@@ -157,6 +176,19 @@ class EmbeddingBag(Module):
         self.mode = mode
         if _weight is None:
             self.reset_parameters()
+
+    @classmethod
+    def plan(cls, in_shape, embedding_dim: int, num_embeddings=None, mode: str = "mean",
+             padding_idx=None, max_norm=None) -> LayerPlan:
+        """(length,) token ids per sample -> one ``embedding_dim`` vector."""
+        if len(in_shape) != 1:
+            raise LayerShapeError(f"an embedding_bag layer takes (length,) token ids per "
+                                  f"sample, but the input arriving there has shape "
+                                  f"{fmt(in_shape)}")
+        n = _vocabulary(num_embeddings)
+        return LayerPlan((embedding_dim,), n * embedding_dim,
+                         lambda: cls(n, embedding_dim, mode=mode, padding_idx=padding_idx,
+                                     max_norm=max_norm))
 
     def reset_parameters(self) -> None:
         init.normal_(self.weight)

@@ -97,10 +97,9 @@ class Adam(Optimizer):
                        coefficients)
 
 
-#: Elements of a parameter updated at a time. Measured on the MLP's 784x256
-#: weight (float32) in a training loop: 32k-128k elements all make Adam about
-#: 10% faster than whole arrays, 65536 (six arrays of 256 kB) a little the best;
-#: 8k and below lose to Python's per-call cost.
+#: Elements of a parameter updated at a time: pieces whose six working arrays
+#: stay in the L2 cache beat whole arrays, and much smaller ones lose to
+#: Python's per-call cost (bench/README.md has the measurements).
 _CHUNK = 65536
 
 
