@@ -105,7 +105,7 @@ def _is_conv_relu_avg_pool(run):
     return stride == kernel and padding == (0, 0)
 
 
-class ReLUAvgPool2d(Module):
+class ReLUAvgPool2d(AvgPool2d):
     r"""``avg_pool2d(relu(x))`` as one node, fewer passes over memory: the same values
     and gradients as ``ReLU`` then ``AvgPool2d`` bit for bit. ``fuse`` builds it.
 
@@ -114,18 +114,8 @@ class ReLUAvgPool2d(Module):
     Shape: as :class:`AvgPool2d`.
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0):
-        super().__init__()
-        F._pool_args(kernel_size, stride, padding)
-        self.kernel_size = kernel_size
-        self.stride = stride if stride is not None else kernel_size
-        self.padding = padding
-
     def forward(self, input):
         return F.relu_avg_pool2d(input, self.kernel_size, self.stride, self.padding)
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class ConvReLUAvgPool2d(Module):
@@ -197,10 +187,4 @@ class ConvReLUAvgPool2d(Module):
         return tuple(read)
 
     def extra_repr(self) -> str:
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s + f", pool_size={self.pool_size}"
+        return Conv2d.extra_repr(self) + f", pool_size={self.pool_size}"
