@@ -1,4 +1,5 @@
-"""Whether a checkpoint may be resumed with a config, and which file ``--resume`` means.
+"""Whether a checkpoint may be resumed with a config (``micrograd.run.resume_checkpoint``
+says which file ``--resume`` means).
 
 Resuming needs the config the run was trained with (only the keys in
 :data:`RESUMABLE_CHANGES` may differ) and the same data (compared through the
@@ -9,7 +10,6 @@ fitted preprocessing and the number of training samples); the
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 
@@ -21,21 +21,6 @@ from micrograd.config.schema import Config
 #: data itself is compared through its preprocessing state).
 RESUMABLE_CHANGES = ("train.epochs", "train.early_stopping_patience", "train.checkpoint_every",
                      "train.val_every", "output.dir", "data.path", "data.root")
-
-
-def resume_checkpoint(path) -> Path:
-    """The checkpoint ``--resume`` means: a file, or a run folder's checkpoint.npz."""
-    path = Path(path)
-    if path.is_dir():
-        if not (path / "checkpoint.npz").is_file():
-            raise CheckpointError(f"{path} holds no checkpoint.npz to resume from (a run saves "
-                                  f"one every train.checkpoint_every epochs or 30 s, at its "
-                                  f"end and on Ctrl-C)")
-        return path / "checkpoint.npz"
-    if not path.exists():
-        raise CheckpointError(f"cannot resume: {path} does not exist (expected a run folder or "
-                              f"a checkpoint .npz)")
-    return path
 
 
 def _flatten(data, prefix="") -> dict:

@@ -236,6 +236,23 @@ def checkpoint_in(path, names=("best.npz", "checkpoint.npz")) -> Path:
     return path  # load_checkpoint says what is wrong with it, if anything
 
 
+def resume_checkpoint(path) -> Path:
+    """The checkpoint ``--resume`` means: a file, or a run folder's checkpoint.npz (its
+    latest state; best.npz resumes too, named as a file)."""
+    path = Path(path)
+    if path.is_dir():
+        try:
+            return checkpoint_in(path, names=("checkpoint.npz",))
+        except CheckpointError:
+            raise CheckpointError(f"{path} holds no checkpoint.npz to resume from (a run saves "
+                                  f"one every train.checkpoint_every epochs or 30 s, at its "
+                                  f"end and on Ctrl-C)") from None
+    if not path.exists():
+        raise CheckpointError(f"cannot resume: {path} does not exist (expected a run folder or "
+                              f"a checkpoint .npz)")
+    return path
+
+
 def find_checkpoint(path=None) -> Path:
     """``path`` resolved by :func:`checkpoint_in`, or else the latest run's best checkpoint."""
     if path is not None:

@@ -34,8 +34,8 @@ from micrograd.config.loader import ConfigError, dump_yaml, to_plain
 from micrograd.config.schema import Config
 from micrograd.data.pipeline import Pipeline
 from micrograd.inference import evaluate, full_report
-from micrograd.resume import check_resumable, resume_checkpoint
-from micrograd.run import RunFolder, record_latest, restore
+from micrograd.resume import check_resumable
+from micrograd.run import RunFolder, record_latest, restore, resume_checkpoint
 from micrograd.training import (Callback, CSVLogger, DivergenceCheck, EarlyStopping,
                                 ModelCheckpoint, Trainer, TrainingDiverged, TrainingInterrupted)
 
