@@ -10,14 +10,16 @@ import micrograd.tensor as mt
 from micrograd import metrics as M
 from micrograd.config.schema import Config
 from micrograd.data.pipeline import Pipeline
+from micrograd.data.sparse import densify
 
 def predict_outputs(model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Model outputs for an array of inputs, in batches, without a graph."""
+    """Model outputs for an array of inputs, in batches, without a graph; sparse inputs
+    (a ``CSRMatrix``) are densified one batch at a time."""
     model.eval()
     outs = []
     with mt.no_grad():
         for i in range(0, len(x), batch_size):
-            outs.append(model(mt.from_numpy(x[i:i + batch_size])).data)
+            outs.append(model(mt.from_numpy(densify(x[i:i + batch_size]))).data)
     return np.concatenate(outs) if outs else np.empty((0,))
 
 

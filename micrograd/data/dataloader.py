@@ -6,6 +6,8 @@ import numpy as np
 from micrograd.engine.random import default_generator
 from micrograd.engine.tensor import DEFAULT_DTYPE, Tensor
 
+from .sparse import CSRMatrix
+
 
 class DataLoader:
     """Iterate over ``dataset`` in batches of Tensors.
@@ -36,6 +38,8 @@ class DataLoader:
         uint8). Python numbers have no dtype of their own: ints become int64,
         floats the engine's float32, bools bool. Nothing is cast to float here; a
         float layer given integers says so (see ``micrograd.nn.functional``).
+        Rows of a :class:`~micrograd.data.sparse.CSRMatrix` (sparse text vectors)
+        are densified here, one batch at a time, in their own dtype.
 
     ``len(loader)`` is the number of batches per epoch. ``state_dict()`` and
     ``load_state_dict()`` save and restore where the loader is in its sequence of
@@ -245,6 +249,8 @@ def _stack(values, field):
 def _to_tensor(value):
     if isinstance(value, Tensor):
         return value
+    if isinstance(value, CSRMatrix):
+        return Tensor._wrap(value.toarray())
     array = np.asarray(value)
     # dtype.kind rather than np.issubdtype: this runs for every field of every
     # batch, and issubdtype costs a microsecond a call.

@@ -20,6 +20,8 @@ import numpy as np
 from micrograd.engine.random import default_generator
 from micrograd.engine.tensor import Tensor
 
+from .sparse import CSRMatrix
+
 
 class Dataset(abc.ABC):
     """A map-style dataset: ``len(ds)`` samples, ``ds[i]`` for ``0 <= i < len(ds)``.
@@ -57,7 +59,9 @@ class TensorDataset(Dataset):
         *tensors: Tensors or anything ``numpy.asarray`` accepts, each of shape
             ``(N, ...)`` with the same ``N``. Arrays and Tensors keep their dtype,
             here and in the DataLoader's batches: int64 token ids stay int64 for
-            an ``Embedding``, float32 features stay float32.
+            an ``Embedding``, float32 features stay float32. A
+            :class:`~micrograd.data.sparse.CSRMatrix` stays sparse: its rows come
+            back as ``CSRMatrix`` and the DataLoader densifies each batch.
 
     Rows of a Tensor come back as Tensors, rows of an array as NumPy values.
     No data is copied on construction; ``arrays`` holds the stored arrays.
@@ -75,7 +79,9 @@ class TensorDataset(Dataset):
     def __init__(self, *tensors):
         if not tensors:
             raise ValueError("TensorDataset needs at least one tensor or array")
-        arrays = tuple(t.data if isinstance(t, Tensor) else np.asarray(t) for t in tensors)
+        # A sparse matrix is kept as it is: np.asarray would densify all of it.
+        arrays = tuple(t.data if isinstance(t, Tensor) else
+                       t if isinstance(t, CSRMatrix) else np.asarray(t) for t in tensors)
         for position, array in enumerate(arrays):
             if array.ndim == 0:
                 raise ValueError(

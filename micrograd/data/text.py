@@ -29,6 +29,7 @@ import numpy as np
 
 from .kinds import DataKind, register_kind
 from .pipeline import DataError, Pipeline, PipelineError, Splits
+from .sparse import CSRMatrix
 from .splits import split_indices
 
 _TOKEN = re.compile(r"\w+(?:'\w+)*|[^\w\s]")
@@ -173,9 +174,13 @@ class TextPipeline(Pipeline):
         """The sentence's tokens and n-grams, as the vocabulary counts them."""
         return _ngrams(tokenize(sentence, self.lowercase), self.ngram_range)
 
-    def vectorize(self, token_lists) -> np.ndarray:
+    def vectorize(self, token_lists, sparse=False):
         """Already tokenised sentences -> float32 (N, vocab_size), or int64 (N, max_length)
-        token ids for the ids vectorizer."""
+        token ids for the ids vectorizer.
+
+        ``sparse=True`` gives the float32 rows as a ``CSRMatrix`` of their nonzero
+        cells (the same values; the ids vectorizer's array stays dense): what
+        ``load_text`` keeps, as a dense matrix is N * vocab_size * 4 bytes."""
         if self.vectorizer == "ids":
             return self._ids(token_lists)
         rows, cols = [], []
@@ -195,6 +200,9 @@ class TextPipeline(Pipeline):
             values *= self.idf[cells % v]
             norms = np.sqrt(np.bincount(cells // v, weights=values**2, minlength=n))
             values /= norms[cells // v]
+        if sparse:
+            # cells are sorted by row, then column: already CSR order
+            return CSRMatrix.from_cells(cells // v, cells % v, values, (n, v))
         x = np.zeros((n, v), dtype=np.float32)
         x.reshape(-1)[cells] = values
         return x
@@ -413,7 +421,8 @@ def load_text(paths, *, delimiter="\t", has_header=False, text_column=0, label_c
         seed: the same seed gives the same split.
 
     Returns:
-        ``Splits`` with float32 ``x`` of shape (N, vocab_size), int64 ``y``
+        ``Splits`` with float32 ``x`` of shape (N, vocab_size), kept as a
+        ``CSRMatrix`` (int64 (N, max_length) token ids for ``ids``), int64 ``y``
         indexing ``pipeline.class_names`` (sorted labels; numerically when all
         are integers) and ``info`` with 'samples', 'vocab_size', 'files' and
         'skipped_lines'.
@@ -486,7 +495,7 @@ def load_text(paths, *, delimiter="\t", has_header=False, text_column=0, label_c
                                 min_freq=min_freq, max_vocab=max_vocab, lowercase=lowercase,
                                 ngram_range=ngram_range, class_names=class_names,
                                 max_length=max_length)
-    xs = [pipeline.vectorize([token_lists[i] for i in idx]) for idx in parts[:3]]
+    xs = [pipeline.vectorize([token_lists[i] for i in idx], sparse=True) for idx in parts[:3]]
     ys = [y[idx] for idx in parts[:3]]
     info = {
         "samples": len(sentences),
