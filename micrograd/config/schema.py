@@ -69,6 +69,24 @@ class SyntheticData(Strict):
     seed: Seed = 0
 
 
+class OutlierConfig(Strict):
+    """``data.outliers`` of a CSV: bounds per column fitted on the train split."""
+
+    method: Literal["iqr", "zscore", "mad"] = "iqr"
+    action: Literal["clip", "drop"] = "clip"
+    factor: Optional[PositiveFloat] = None  # None: 1.5 (iqr), 3 (zscore), 3.5 (mad)
+    columns: Optional[list[str]] = None  # None: every numeric feature column
+    target: bool = False
+
+
+class SelectConfig(Strict):
+    """``data.select`` of a CSV: feature selection on the encoded train features."""
+
+    variance_threshold: Optional[NonNegFloat] = None
+    k: Optional[PositiveInt] = None
+    score: Literal["auto", "correlation", "mutual_info", "anova_f", "chi2"] = "auto"
+
+
 class CSVData(Strict):
     type: Literal["csv"]
     path: str
@@ -81,8 +99,15 @@ class CSVData(Strict):
     impute_numeric: Literal["mean", "median", "most_frequent", "constant"] = "mean"
     impute_categorical: Literal["most_frequent", "constant"] = "most_frequent"
     fill_value: Optional[Union[float, str]] = None
-    scaling: Literal["standard", "minmax", "none"] = "standard"
+    scaling: Literal["standard", "minmax", "robust", "none"] = "standard"
     log_target: bool = False
+    # Before splitting: exact repeats (features and target) and conflicts (same
+    # features, another target); 'keep' leaves today's splits unchanged, and
+    # equal features with different targets are ordinary noise in regression.
+    duplicates: Literal["keep", "drop"] = "keep"
+    conflicts: Literal["keep", "report", "drop"] = "keep"
+    outliers: Optional[OutlierConfig] = None
+    select: Optional[SelectConfig] = None
     splits: SplitConfig = SplitConfig()
     seed: Seed = 0
 

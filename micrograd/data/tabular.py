@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from . import cleaning
 from .files import read_text, source_name
 from .kinds import DataKind, register_kind
 from .pipeline import DataError, Pipeline, PipelineError, Splits, as_rows
@@ -39,7 +40,10 @@ MISSING_VALUES = ("", "NA", "NaN", "nan", "N/A", "null")
 TASKS = ("auto", "regression", "classification")
 NUMERIC_IMPUTE = ("mean", "median", "most_frequent", "constant")
 CATEGORICAL_IMPUTE = ("most_frequent", "constant")
-SCALINGS = ("standard", "minmax", "none")
+SCALINGS = ("standard", "minmax", "robust", "none")
+DUPLICATES = ("keep", "drop")
+CONFLICTS = ("keep", "report", "drop")
+OUTLIER_ACTIONS = ("clip", "drop")
 
 # task="auto" reads an integer-valued numeric target with at most this many
 # distinct values, and at least two rows per value on average, as class labels
@@ -104,7 +108,8 @@ class TabularPipeline(Pipeline):
     def __init__(self, columns, kinds, *, numeric_fill, center, scale, categorical_fill,
                  categories, task="regression", class_names=None, target=None,
                  log_target=False, target_mean=0.0, target_std=1.0,
-                 missing_values=MISSING_VALUES, options=None):
+                 missing_values=MISSING_VALUES, options=None, clip_low=None, clip_high=None,
+                 selected=None):
         self.columns = [str(c) for c in columns]
         self.kinds = [str(k) for k in kinds]
         if len(self.kinds) != len(self.columns) or set(self.kinds) - {"numeric", "categorical"}:
@@ -134,7 +139,25 @@ class TabularPipeline(Pipeline):
         self.options = dict(options or {})  # how it was fitted, for summaries only
         widths = [1 if k == "numeric" else len(c) for k, c in zip(self.kinds, self._blocks())]
         self._offsets = np.concatenate([[0], np.cumsum(widths)]).astype(int)
-        self.input_shape = (int(self._offsets[-1]),)
+        # train bounds of each numeric column (outliers): every input is clipped to them
+        self.clip_low = np.full(n_numeric, -np.inf) if clip_low is None else \
+            np.asarray(clip_low, dtype=np.float64).reshape(-1)
+        self.clip_high = np.full(n_numeric, np.inf) if clip_high is None else \
+            np.asarray(clip_high, dtype=np.float64).reshape(-1)
+        if not (len(self.clip_low) == len(self.clip_high) == n_numeric) or \
+                np.any(self.clip_low > self.clip_high):
+            raise ValueError("clip_low/clip_high need one value per numeric column, low <= high")
+        # feature selection: the encoded features kept, by name, in encoded order
+        encoded = self.all_feature_names
+        if selected is None:
+            self._selected = None
+        else:
+            position = {name: i for i, name in enumerate(encoded)}
+            unknown = [name for name in selected if name not in position]
+            if unknown:
+                raise ValueError(f"selected features {unknown} are not features of this table")
+            self._selected = np.sort(np.array([position[n] for n in selected], dtype=np.int64))
+        self.input_shape = (len(self.feature_names),)
 
     def _names(self, kind):
         return [c for c, k in zip(self.columns, self.kinds) if k == kind]
@@ -145,12 +168,19 @@ class TabularPipeline(Pipeline):
         return [None if k == "numeric" else next(cats) for k in self.kinds]
 
     @property
-    def feature_names(self) -> list[str]:
-        """One name per output feature: the column, or ``column=category`` for one-hot."""
+    def all_feature_names(self) -> list[str]:
+        """Every encoded feature, before selection: the column, or ``column=category``."""
         names = []
         for column, cats in zip(self.columns, self._blocks()):
             names.extend([column] if cats is None else [f"{column}={c}" for c in cats])
         return names
+
+    @property
+    def feature_names(self) -> list[str]:
+        """One name per output feature: the column, or ``column=category`` for one-hot
+        (only the features that selection kept, when it ran)."""
+        names = self.all_feature_names
+        return names if self._selected is None else [names[i] for i in self._selected]
 
     def __repr__(self):
         n_numeric = self.kinds.count("numeric")
@@ -203,7 +233,7 @@ class TabularPipeline(Pipeline):
         """Columns (float arrays or (text, missing) pairs) -> (float32 features, unseen list)."""
         first = table[self.columns[0]]
         n = len(first[0] if isinstance(first, tuple) else first)
-        out = np.zeros((n, self.input_shape[0]), np.float64)
+        out = np.zeros((n, int(self._offsets[-1])), np.float64)
         rows = np.arange(n)
         unseen = []
         numeric = iter(range(len(self.numeric_fill)))
@@ -214,6 +244,7 @@ class TabularPipeline(Pipeline):
                 j = next(numeric)
                 values = data if isinstance(data, np.ndarray) else _parse_numbers(*data, column)
                 _check_finite(values, column)
+                values = np.clip(values, self.clip_low[j], self.clip_high[j])  # NaN stays
                 values = np.where(np.isnan(values), self.numeric_fill[j], values)
                 out[:, start] = (values - self.center[j]) / self.scale[j]
             else:
@@ -238,6 +269,8 @@ class TabularPipeline(Pipeline):
             )
             warnings.warn(f"categories not seen in training, encoded as all zeros in their "
                           f"one-hot block: {listed}", UnseenCategoryWarning, stacklevel=3)
+        if self._selected is not None:
+            out = out[:, self._selected]
         return out.astype(np.float32), unseen
 
     # ---------------------------------------------------------------- target
@@ -362,7 +395,11 @@ class TabularPipeline(Pipeline):
             "center": self.center.copy(),
             "scale": self.scale.copy(),
             "target_stats": np.array([self.target_mean, self.target_std], dtype=np.float64),
+            "clip_low": self.clip_low.copy(),
+            "clip_high": self.clip_high.copy(),
         }
+        if self._selected is not None:
+            meta["selected_features"] = self.feature_names
         return meta, arrays
 
     @classmethod
@@ -376,7 +413,8 @@ class TabularPipeline(Pipeline):
                    log_target=meta.get("log_target", False), target_mean=target_mean,
                    target_std=target_std,
                    missing_values=meta.get("missing_values", MISSING_VALUES),
-                   options=meta.get("options"))
+                   options=meta.get("options"), clip_low=arrays.get("clip_low"),
+                   clip_high=arrays.get("clip_high"), selected=meta.get("selected_features"))
 
 
 # -------------------------------------------------------------------- kind
@@ -404,6 +442,9 @@ class TabularKind(DataKind):
             impute_categorical=section.impute_categorical, fill_value=section.fill_value,
             scaling=section.scaling, log_target=section.log_target,
             splits=section.splits.fractions(), seed=section.seed,
+            duplicates=section.duplicates, conflicts=section.conflicts,
+            outliers=None if section.outliers is None else section.outliers.model_dump(),
+            select=None if section.select is None else section.select.model_dump(),
         )
 
     def expects(self) -> str:
@@ -665,6 +706,8 @@ def _numeric_stats(values, impute, fill_value, scaling):
             center, scale = float(filled.mean()), float(filled.std())
         elif scaling == "minmax" and filled.size:
             center, scale = float(filled.min()), float(filled.max() - filled.min())
+        elif scaling == "robust" and filled.size:
+            center, scale = cleaning.robust_center_scale(filled)
         else:
             center, scale = 0.0, 1.0
     if scale == 0:
@@ -707,7 +750,8 @@ def _target_missing(y_text, missing_values, name, target, lines):
 def load_tabular(path, target, *, features=None, categorical=None, numeric=None, drop=None,
                  task="auto", impute_numeric="mean", impute_categorical="most_frequent",
                  fill_value=None, scaling="standard", log_target=False, splits=(0.8, 0.1, 0.1),
-                 seed=0, missing_values=MISSING_VALUES) -> Splits:
+                 seed=0, missing_values=MISSING_VALUES, duplicates="keep", conflicts="keep",
+                 outliers=None, select=None) -> Splits:
     """Read a CSV table, split it, and fit the preprocessing on the train split.
 
     Args:
@@ -726,7 +770,9 @@ def load_tabular(path, target, *, features=None, categorical=None, numeric=None,
         fill_value: the 'constant' value (default 0 for numeric columns,
             'missing' for categorical ones).
         scaling: numeric features 'standard' (mean 0, std 1), 'minmax' (to
-            [0, 1]) or 'none'; always with train statistics.
+            [0, 1]), 'robust' (median 0, interquartile range 1; a column whose
+            IQR is 0 is divided by its std) or 'none'; always with train
+            statistics (after outlier handling).
         log_target: regression only, model ``log1p(target)``.
         splits: train/validation/test fractions (stratified for classification).
         seed: the split's seed.
@@ -735,11 +781,44 @@ def load_tabular(path, target, *, features=None, categorical=None, numeric=None,
             An infinity or a number beyond float32's range (``1e308``) in a
             numeric column or the target is a ``DataError`` naming the file, line
             and column, as is a column whose statistics overflow.
+        duplicates: 'keep' or 'drop' the repeats of a row whose features and
+            target are all equal (missing spellings count as equal), before
+            splitting, so no copy lands on both sides of a split. Found ones are
+            counted and warned about either way.
+        conflicts: rows whose features are equal but whose targets differ:
+            'keep' them (the default: in regression that is ordinary noise),
+            'report' them (a warning), or 'drop' every one of them (the data
+            cannot say which label is right). Counted in ``info`` either way.
+        outliers: ``None``, or a dict ``{method: 'iqr' | 'zscore' | 'mad',
+            action: 'clip' | 'drop', factor: float (None: the method's default,
+            1.5, 3 or 3.5), columns: [...] (None: every numeric feature column;
+            the target's name may be listed), target: bool}``. Bounds per
+            column are fitted on the train split (``cleaning.outlier_bounds``);
+            'drop' removes the train rows outside any column's bounds, 'clip'
+            clips the train values. Val, test and every later input
+            (``transform``) are never dropped: their feature values are clipped
+            to the stored train bounds; val/test targets are left as they are.
+            The target's bounds are in model units (after ``log1p``).
+        select: ``None``, or a dict ``{variance_threshold: float, k: int,
+            score: 'auto' | 'correlation' | 'mutual_info' | 'anova_f' |
+            'chi2'}`` (``cleaning.select_features``) run on the encoded, scaled
+            train features and the train targets: every feature (a one-hot
+            indicator counts as one) with variance at most the threshold goes,
+            then the ``k`` best by the score stay. The kept names are stored in
+            the pipeline.
 
     Returns:
         ``Splits`` with float32 ``x_*`` of shape (N, n_features), ``y_*`` int64
         class indices or float32 standardised (and maybe log) targets, the
-        fitted ``TabularPipeline``, and ``info`` (counts, column kinds).
+        fitted ``TabularPipeline``, and ``info``: 'path', 'target', 'task',
+        'samples' (rows after duplicate handling), 'dropped_rows' (missing
+        target), 'n_features', 'numeric', 'categorical', 'unseen_categories',
+        and 'rows' ({train, val, test} counts), 'duplicates' ({found, dropped,
+        conflicts}), 'outliers' ({column: {found, action, low, high}}, found in
+        the train split), 'missing' ({column: missing cells in the file}),
+        'class_balance' ({split: {class: n}}, classification only), 'features'
+        (the model's feature names, after selection) and 'selected_out'
+        ({name: why it was removed}).
 
     Example::
 
@@ -748,41 +827,78 @@ def load_tabular(path, target, *, features=None, categorical=None, numeric=None,
     """
     numeric_fill_value = _check_options(task, impute_numeric, impute_categorical, scaling,
                                         fill_value)
+    _check_choice("duplicates", duplicates, DUPLICATES)
+    _check_choice("conflicts", conflicts, CONFLICTS)
+    outliers = _outlier_options(outliers)
+    select = _select_options(select)
     missing_values = tuple(str(m) for m in missing_values)
     path = Path(path)
     rows = _read_training_rows(path, target, features=features, categorical=categorical,
                                numeric=numeric, drop=drop, missing_values=missing_values)
+    rows, duplicate_counts = _drop_duplicates(rows, duplicates, conflicts)
     task, y, class_names = _target_values(rows, task, log_target)
     train, val, test = _split_rows(rows, y, splits, seed,
                                    stratify=y if task == "classification" else None)
-    columns = _fit_columns(rows, train, categorical=categorical, numeric=numeric,
-                           impute_numeric=impute_numeric, impute_categorical=impute_categorical,
+    columns = _parse_columns(rows, categorical=categorical, numeric=numeric)
+    train, y, bounds, outlier_counts = _handle_outliers(rows, columns, y, train, task,
+                                                        log_target, outliers)
+    columns = _fit_columns(rows, columns, train, impute_numeric=impute_numeric,
+                           impute_categorical=impute_categorical,
                            numeric_fill_value=numeric_fill_value, fill_value=fill_value,
-                           scaling=scaling)
+                           scaling=scaling, bounds=bounds)
     y, target_mean, target_std = _fit_target_scale(rows, y, train, task)
 
-    pipeline = TabularPipeline(
-        rows.features, columns.kinds, numeric_fill=columns.numeric_fill, center=columns.center,
+    numeric_columns = [c for c, k in zip(rows.features, columns.kinds) if k == "numeric"]
+    settings = dict(
+        numeric_fill=columns.numeric_fill, center=columns.center,
         scale=columns.scale, categorical_fill=columns.categorical_fill,
         categories=columns.categories, task=task, class_names=class_names, target=target,
         log_target=log_target, target_mean=target_mean, target_std=target_std,
         missing_values=missing_values,
+        clip_low=[bounds.get(c, (-np.inf, np.inf))[0] for c in numeric_columns],
+        clip_high=[bounds.get(c, (-np.inf, np.inf))[1] for c in numeric_columns],
         options={"impute_numeric": impute_numeric, "impute_categorical": impute_categorical,
-                 "scaling": scaling},
+                 "scaling": scaling, "duplicates": duplicates, "conflicts": conflicts,
+                 "outliers": outliers, "select": select},
     )
+    pipeline = TabularPipeline(rows.features, columns.kinds, **settings)
     # Val/test categories unseen in train are expected and counted, not warned about.
     x, unseen = pipeline._encode(columns.encoded, warn=False)
+    selected_out: dict[str, str] = {}
+    if select is not None:
+        keep, selected_out = cleaning.select_features(
+            x[train], y[train], pipeline.all_feature_names, task=task,
+            variance_threshold=select["variance_threshold"], k=select["k"],
+            score=select["score"])
+        if len(keep) == 0:
+            raise PipelineError(f"{path}: feature selection removed every feature "
+                                f"(variance_threshold={select['variance_threshold']}); lower it")
+        names = pipeline.all_feature_names
+        pipeline = TabularPipeline(rows.features, columns.kinds,
+                                   selected=[names[i] for i in keep], **settings)
+        x = x[:, keep]
     info = {
         "path": str(path),
         "target": target,
         "task": task,
         "samples": int(len(y)),
         "dropped_rows": rows.dropped,
-        "features": pipeline.input_shape[0],
+        "n_features": pipeline.input_shape[0],
         "numeric": pipeline._names("numeric"),
         "categorical": pipeline._names("categorical"),
         "unseen_categories": {column: values for column, values in unseen},
+        "rows": {"train": int(len(train)), "val": int(len(val)), "test": int(len(test))},
+        "duplicates": duplicate_counts,
+        "outliers": outlier_counts,
+        "missing": rows.missing,
+        "features": pipeline.feature_names,
+        "selected_out": selected_out,
     }
+    if task == "classification":
+        info["class_balance"] = {
+            split: {name: int(n) for name, n in zip(
+                class_names, np.bincount(y[part], minlength=len(class_names)))}
+            for split, part in (("train", train), ("val", val), ("test", test))}
     return Splits(x[train], y[train], x[val], y[val], x[test], y[test], pipeline, info=info)
 
 
@@ -818,6 +934,7 @@ class _TrainingRows:
     y_text: np.ndarray
     missing_values: tuple[str, ...]
     dropped: int
+    missing: dict[str, int] = field(default_factory=dict)  # missing cells per column, whole file
 
 
 def _read_training_rows(path, target, *, features, categorical, numeric, drop,
@@ -845,12 +962,151 @@ def _read_training_rows(path, target, *, features, categorical, numeric, drop,
 
     y_text = table[target]
     y_missing = _target_missing(y_text, missing_values, path, target, lines)
+    missing_cells = {c: int(_missing_mask(table[c], missing_values).sum())
+                     for c in [*features, target]}
     keep = ~y_missing
     if y_missing.any():
         table = {c: v[keep] for c, v in table.items()}
         lines, y_text = lines[keep], y_text[keep]
     return _TrainingRows(path, target, table, lines, features, y_text, missing_values,
-                         int(y_missing.sum()))
+                         int(y_missing.sum()), missing_cells)
+
+
+def _missing_mask(text, missing_values):
+    """Cells that are missing: a ``missing_values`` spelling, or NaN in any case."""
+    return np.isin(text, missing_values) | np.isin(np.char.lower(text), ["nan", "+nan", "-nan"])
+
+
+def _outlier_options(options):
+    """``outliers`` as a complete dict (method, action, factor, columns, target), or None."""
+    if options is None:
+        return None
+    options = dict(options)
+    unknown = set(options) - {"method", "action", "factor", "columns", "target"}
+    if unknown:
+        raise ValueError(f"Invalid outliers option(s): {sorted(unknown)} (expected method, "
+                         f"action, factor, columns, target)")
+    full = {"method": "iqr", "action": "clip", "factor": None, "columns": None,
+            "target": False, **options}
+    _check_choice("outliers.method", full["method"], cleaning.OUTLIER_METHODS)
+    _check_choice("outliers.action", full["action"], OUTLIER_ACTIONS)
+    if full["factor"] is not None and not float(full["factor"]) > 0:
+        raise ValueError(f"Invalid outliers.factor: {full['factor']!r} (must be above 0)")
+    if full["columns"] is not None:
+        full["columns"] = [str(c) for c in full["columns"]]
+    full["target"] = bool(full["target"])
+    return full
+
+
+def _select_options(options):
+    """``select`` as a complete dict (variance_threshold, k, score), or None."""
+    if options is None:
+        return None
+    options = dict(options)
+    unknown = set(options) - {"variance_threshold", "k", "score"}
+    if unknown:
+        raise ValueError(f"Invalid select option(s): {sorted(unknown)} (expected "
+                         f"variance_threshold, k, score)")
+    full = {"variance_threshold": None, "k": None, "score": "auto", **options}
+    _check_choice("select.score", full["score"], cleaning.SCORES)
+    if full["k"] is not None and not int(full["k"]) >= 1:
+        raise ValueError(f"Invalid select.k: {full['k']!r} (must be at least 1)")
+    if full["variance_threshold"] is not None and not float(full["variance_threshold"]) >= 0:
+        raise ValueError(f"Invalid select.variance_threshold: {full['variance_threshold']!r} "
+                         f"(must be at least 0)")
+    return full
+
+
+def _drop_duplicates(rows: _TrainingRows, duplicates, conflicts):
+    """Rows without the repeats (``duplicates='drop'``) and conflicts
+    (``conflicts='drop'``), before splitting; and the counts {found, dropped,
+    conflicts}. Missing cells compare equal whatever their spelling."""
+    features = [np.where(_missing_mask(rows.table[c], rows.missing_values), "", rows.table[c])
+                for c in rows.features]
+    duplicate, conflict = cleaning.find_duplicates(features, rows.y_text)
+    remove = np.zeros(len(rows.y_text), bool)
+    if duplicates == "drop":
+        remove |= duplicate
+    if conflicts == "drop":
+        remove |= conflict
+    repeats_removed = duplicate if duplicates == "drop" else np.zeros_like(duplicate)
+    counts = {"found": int(duplicate.sum()), "dropped": int(remove.sum()),
+              "conflicts": int((conflict & ~repeats_removed).sum())}
+    name = rows.path
+    if counts["found"]:
+        first = int(np.flatnonzero(duplicate)[0])
+        what = ("dropped before splitting" if duplicates == "drop" else
+                "kept: copies may land in both train and test (duplicates: drop removes them)")
+        warnings.warn(f"{name}: {counts['found']} row(s) repeat an earlier row exactly (features "
+                      f"and target; first at line {rows.lines[first]}); {what}", stacklevel=3)
+    if counts["conflicts"] and conflicts != "keep":
+        first = int(np.flatnonzero(conflict)[0])
+        what = "dropped" if conflicts == "drop" else "kept (conflicts: drop removes them)"
+        warnings.warn(f"{name}: {counts['conflicts']} row(s) share their features with a row "
+                      f"whose target {rows.target!r} differs (first at line "
+                      f"{rows.lines[first]}); {what}", stacklevel=3)
+    if remove.any():
+        keep = ~remove
+        if not keep.any():
+            raise PipelineError(f"{name}: no rows left after dropping duplicates and conflicts")
+        rows = _TrainingRows(rows.path, rows.target, {c: v[keep] for c, v in rows.table.items()},
+                             rows.lines[keep], rows.features, rows.y_text[keep],
+                             rows.missing_values, rows.dropped, rows.missing)
+    return rows, counts
+
+
+def _handle_outliers(rows: _TrainingRows, columns: _FittedColumns, y, train, task, log_target,
+                     options):
+    """(train rows, targets, {feature column: (low, high)}, counts): bounds fitted on
+    the train split; ``drop`` removes the train rows outside them, ``clip`` clips
+    the train targets here (features are clipped by the pipeline, everywhere)."""
+    if options is None:
+        return train, y, {}, {}
+    numeric = [c for c, k in zip(rows.features, columns.kinds) if k == "numeric"]
+    names = list(numeric) if options["columns"] is None else list(options["columns"])
+    with_target = options["target"] or rows.target in names
+    names = [c for c in names if c != rows.target]
+    for column in names:
+        if column not in rows.features:
+            raise _unknown_column("outliers column", column, rows.path,
+                                  [*rows.features, rows.target])
+        if column not in numeric:
+            raise PipelineError(f"outliers: column {column!r} is categorical; outlier rules "
+                                f"apply to numeric columns")
+    if with_target and task != "regression":
+        raise PipelineError(f"outliers: the target {rows.target!r} is a class label "
+                            f"({task}); outlier rules apply to a regression target only")
+    method, factor, action = options["method"], options["factor"], options["action"]
+    bounds, counts, out = {}, {}, np.zeros(len(train), bool)
+    checked = [(c, columns.encoded[c]) for c in names] + ([(rows.target, y)] if with_target
+                                                          else [])
+    for column, values in checked:
+        low, high = cleaning.outlier_bounds(values[train], method, factor)
+        found = cleaning.outside(values[train], low, high)
+        out |= found
+        shown = (np.expm1 if log_target and column == rows.target else float)
+        counts[column] = {"found": int(found.sum()), "action": action,
+                          "low": float(shown(low)) if np.isfinite(low) else None,
+                          "high": float(shown(high)) if np.isfinite(high) else None}
+        if column != rows.target:
+            bounds[column] = (low, high)
+        elif action == "clip":
+            y = y.copy()
+            y[train] = np.clip(y[train], low, high)
+    if action == "drop":
+        if out.all():
+            raise PipelineError(f"{rows.path}: outliers: every train row is outside the "
+                                f"bounds; raise outliers.factor")
+        train = train[~out]
+    found = {c: n["found"] for c, n in counts.items() if n["found"]}
+    if found:
+        listed = ", ".join(f"{c} {n}" for c, n in found.items())
+        what = (f"dropped {int(out.sum())} train row(s)" if action == "drop" else
+                "clipped them to the bounds")
+        warnings.warn(f"{rows.path}: outliers ({method}) in the train split: {listed}; {what}; "
+                      f"val, test and predict inputs are clipped to the train bounds",
+                      stacklevel=3)
+    return train, y, bounds, counts
 
 
 def _target_values(rows: _TrainingRows, task, log_target):
@@ -899,24 +1155,39 @@ class _FittedColumns:
     categories: list[list[str]] = field(default_factory=list)
 
 
-def _fit_columns(rows: _TrainingRows, train, *, categorical, numeric, impute_numeric,
-                 impute_categorical, numeric_fill_value, fill_value, scaling) -> _FittedColumns:
-    """Column kinds and train statistics, one vectorised pass per column."""
+def _parse_columns(rows: _TrainingRows, *, categorical, numeric) -> _FittedColumns:
+    """Each feature column's kind and parsed cells (no statistics yet)."""
     fitted = _FittedColumns()
     declared_numeric, declared_categorical = set(numeric or []), set(categorical or [])
     for column in rows.features:
         text = rows.table[column]
         missing = np.isin(text, rows.missing_values)
-        values = None
         # a column is numeric when every present cell parses as a number; one
         # that does then must hold finite numbers (inf or 1e308 is an error,
         # not a category and not a missing value)
         if column not in declared_categorical and (
                 column in declared_numeric or _first_non_number(text, missing) is None):
-            values = _parse_numbers(text, missing, column, rows.lines, str(rows.path))
-        if values is not None:
             fitted.kinds.append("numeric")
-            fill, c, s = _numeric_stats(values[train], impute_numeric, numeric_fill_value, scaling)
+            fitted.encoded[column] = _parse_numbers(text, missing, column, rows.lines,
+                                                    str(rows.path))
+        else:
+            fitted.kinds.append("categorical")
+            fitted.encoded[column] = (text, missing)
+    return fitted
+
+
+def _fit_columns(rows: _TrainingRows, fitted: _FittedColumns, train, *, impute_numeric,
+                 impute_categorical, numeric_fill_value, fill_value, scaling,
+                 bounds=None) -> _FittedColumns:
+    """Train statistics of the parsed columns, one vectorised pass per column; a
+    numeric column with ``bounds`` ({column: (low, high)}) is clipped to them first."""
+    bounds = bounds or {}
+    for column, kind in zip(rows.features, fitted.kinds):
+        if kind == "numeric":
+            values = fitted.encoded[column][train]
+            if column in bounds:
+                values = np.clip(values, *bounds[column])
+            fill, c, s = _numeric_stats(values, impute_numeric, numeric_fill_value, scaling)
             if not np.isfinite([fill, c, s]).all():
                 raise DataError(f"{rows.path}: column {column!r}: its values overflow the "
                                 f"{scaling} scaler's statistics (fill {fill:g}, center {c:g}, "
@@ -924,9 +1195,8 @@ def _fit_columns(rows: _TrainingRows, train, *, categorical, numeric, impute_num
             fitted.numeric_fill.append(fill)
             fitted.center.append(c)
             fitted.scale.append(s)
-            fitted.encoded[column] = values
         else:
-            fitted.kinds.append("categorical")
+            text, missing = fitted.encoded[column]
             present = text[train][~missing[train]]
             if impute_categorical == "constant" or present.size == 0:
                 fill = _CATEGORICAL_FILL if fill_value is None else str(fill_value)
@@ -935,7 +1205,6 @@ def _fit_columns(rows: _TrainingRows, train, *, categorical, numeric, impute_num
             fitted.categorical_fill.append(fill)
             fitted.categories.append(
                 np.unique(np.where(missing[train], fill, text[train])).tolist())
-            fitted.encoded[column] = (text, missing)
     return fitted
 
 
