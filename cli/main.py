@@ -294,6 +294,124 @@ def summary(
         console.print(f"total parameters: {sum(r.params for r in rows):,}", highlight=False)
 
 
+# ------------------------------------------------------------------ data
+
+
+@app.command("data")
+def data_(
+    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    set_: Annotated[Optional[List[str]], typer.Option(
+        "--set", metavar="KEY=VALUE", help=_overrides_help())] = None,
+    json_path: Annotated[Optional[Path], typer.Option(
+        "--json", help="Also write the profile as JSON to this file; - prints only the "
+        "JSON, to standard output.")] = None,
+    debug: DebugOption = False,
+):
+    """Profile the data as this config sees it, without training: rows and class
+    balance per split, duplicates, missing values, outliers and the features."""
+    _debug(debug)
+    with _errors():
+        from micrograd.config.loader import load_config
+        from micrograd.data.profile import profile
+
+        report = profile(load_config(config, set_ or []))
+        if json_path is not None and str(json_path) == "-":
+            typer.echo(json.dumps(report, indent=2))
+            return
+        console = _console()
+        _print_profile(console, config, report)
+        if json_path is not None:
+            json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+            console.print(f"profile written to {json_path}", highlight=False)
+
+
+def _print_profile(console, config: Path, report: dict):
+    """The profile's sections as rich tables; a section the data kind did not give is
+    left out."""
+    from rich.table import Table
+
+    shape = "x".join(map(str, report.get("input_shape") or [])) or "?"
+    console.print(f"{config.name}: {report['data']} data, {report.get('task') or 'no'} task, "
+                  f"{report['samples']:,} samples, input {shape}", markup=False,
+                  highlight=False)
+    balance = report.get("class_balance") or {}
+    classes = list(dict.fromkeys(c for counts in balance.values() for c in counts))
+    splits = list(report["rows"])
+    table = Table(title="rows per split" + (" and class balance" if classes else ""))
+    table.add_column("")
+    for split in splits:
+        table.add_column(split, justify="right")
+    table.add_row("rows", *(f"{report['rows'][s]:,}" for s in splits))
+    for name in classes:
+        table.add_row(f"class {name}", *(_share(balance.get(s, {}).get(name, 0), report["rows"][s])
+                                         for s in splits))
+    console.print(table)
+    if "duplicates" in report:
+        dup = report["duplicates"]
+        table = Table(title="duplicates (before splitting)")
+        for key in dup:
+            table.add_column(key, justify="right")
+        table.add_row(*(str(v) for v in dup.values()))
+        console.print(table)
+    if "missing" in report:
+        missing = {c: n for c, n in report["missing"].items() if n}
+        if missing:
+            table = Table(title="missing values")
+            table.add_column("column")
+            table.add_column("missing", justify="right")
+            for column, n in missing.items():
+                table.add_row(column, str(n))
+            console.print(table)
+        else:
+            console.print("missing values: none", highlight=False)
+    if "outliers" in report:
+        outliers = report["outliers"]
+        if outliers:
+            table = Table(title="outliers (train split)")
+            table.add_column("column")
+            table.add_column("found", justify="right")
+            table.add_column("action")
+            table.add_column("bounds", justify="right")
+            for column, o in outliers.items():
+                low, high = o.get("low"), o.get("high")
+                bounds = ("" if low is None and high is None else
+                          f"{_num(low)} .. {_num(high)}")
+                table.add_row(column, str(o.get("found", "")), str(o.get("action", "")), bounds)
+            console.print(table)
+        else:
+            console.print("outliers: none checked", highlight=False)
+    _print_features(console, report)
+
+
+def _share(count: int, total: int) -> str:
+    return f"{count:,} ({count / total:.0%})" if total else "0"
+
+
+def _num(value) -> str:
+    return "-inf" if value is None else f"{value:.4g}"
+
+
+_SHOWN = 20  # feature names shown on a terminal
+
+
+def _print_features(console, report: dict):
+    features = report.get("features")
+    if isinstance(features, dict):  # text: a count and the first tokens
+        low, high = features.get("ngram_range", [1, 1])
+        console.print(f"features: vocabulary of {features['count']:,} tokens, n-grams {low}..{high}"
+                      f"; most frequent: {', '.join(map(repr, features.get('sample', [])))}",
+                      markup=False, highlight=False, soft_wrap=True)
+    elif isinstance(features, list):  # names after selection; --json lists them all
+        shown = ", ".join(map(str, features[:_SHOWN])) + (", ..." if len(features) > _SHOWN else "")
+        console.print(f"features ({len(features)}): {shown}", markup=False, highlight=False,
+                      soft_wrap=True)
+    selected_out = report.get("selected_out")
+    if selected_out:
+        console.print(f"removed by selection ({len(selected_out)}): "
+                      f"{', '.join(map(str, selected_out))}", markup=False, highlight=False,
+                      soft_wrap=True)
+
+
 # ------------------------------------------------------------------ eval
 
 

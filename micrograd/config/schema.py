@@ -124,9 +124,24 @@ class TextData(Strict):
     # ids: sentences as token ids padded or cut to this length (default: the
     # longest training sentence), for an embedding model
     max_length: Optional[PositiveInt] = None
+    # word n-grams [min_n, max_n]: [1, 2] adds bigrams to the vocabulary
+    ngram_range: Annotated[list[PositiveInt], Field(min_length=2, max_length=2)] = [1, 1]
     skip_bad_lines: bool = False
+    # Before splitting: a sentence repeated with the same label (same tokens, as
+    # the tokenizer sees them) is a duplicate; under different labels, a conflict.
+    # 'keep' (as for CSV) leaves the splits as they were; 'drop' keeps no sentence
+    # in two splits. A conflict is a labelling error: reported, not dropped.
+    duplicates: Literal["keep", "drop"] = "keep"
+    conflicts: Literal["keep", "report", "drop"] = "report"
     splits: SplitConfig = SplitConfig()
     seed: Seed = 0
+
+    @field_validator("ngram_range")
+    @classmethod
+    def _ordered(cls, value: list[int]) -> list[int]:
+        if value[0] > value[1]:
+            raise ValueError(f"ngram_range is [min_n, max_n] with min_n <= max_n, got {value}")
+        return value
 
 
 class ImageData(Strict):

@@ -268,8 +268,9 @@ class TextKind(DataKind):
             section.path, delimiter=section.delimiter, has_header=section.has_header,
             lowercase=section.lowercase, min_freq=section.min_freq,
             max_vocab=section.max_vocab, vectorizer=section.vectorizer,
-            max_length=section.max_length,
-            skip_bad_lines=section.skip_bad_lines, splits=section.splits.fractions(),
+            max_length=section.max_length, ngram_range=tuple(section.ngram_range),
+            skip_bad_lines=section.skip_bad_lines, duplicates=section.duplicates,
+            conflicts=section.conflicts, splits=section.splits.fractions(),
             seed=section.seed,
         )
 
@@ -395,11 +396,73 @@ def _check_labels(records, labels):
     return checked
 
 
+_DUPLICATES = ("keep", "drop")
+_CONFLICTS = ("keep", "report", "drop")
+
+
+def _where(records) -> str:
+    """``file:line`` of the first few records, for a warning."""
+    more = ", ..." if len(records) > 5 else ""
+    return ", ".join(f"{Path(p).name}:{n}" for p, n, *_ in records[:5]) + more
+
+
+def deduplicate(records, *, lowercase=True, duplicates="keep", conflicts="report"):
+    """Repeated sentences among ``(path, lineno, sentence, label, problem)`` records.
+
+    Two sentences are the same when the tokenizer sees the same tokens (case
+    folded when ``lowercase``; spacing ignored): they become the same row for
+    the model. A line repeating an earlier line's sentence and label is a
+    duplicate (``duplicates: drop`` keeps the first, ``keep`` all); lines whose sentence also
+    occurs under another label are conflicts (``conflicts: drop`` removes all
+    of them, since the data cannot say which label is right; ``report`` keeps
+    them with a warning; ``keep`` silently). The counts are those of the CSV
+    reader's ``duplicates``/``conflicts`` options.
+
+    Returns the kept records, in order, and the counts ``{"found", "dropped",
+    "conflicts"}``: duplicate lines found, lines dropped (duplicates and
+    conflicts), conflicting lines (those not already dropped as duplicates).
+    """
+    if duplicates not in _DUPLICATES:
+        raise ValueError(f"duplicates must be one of {list(_DUPLICATES)}, got {duplicates!r}")
+    if conflicts not in _CONFLICTS:
+        raise ValueError(f"conflicts must be one of {list(_CONFLICTS)}, got {conflicts!r}")
+    keys = [tuple(tokenize(r[2], lowercase)) for r in records]
+    labels_of: dict[tuple, set] = {}
+    for key, record in zip(keys, records):
+        labels_of.setdefault(key, set()).add(record[3])
+    seen, kept, repeats, conflicting = set(), [], [], []
+    for key, record in zip(keys, records):
+        repeat = (key, record[3]) in seen
+        seen.add((key, record[3]))
+        if repeat:
+            repeats.append(record)
+            if duplicates == "drop":
+                continue
+        if len(labels_of[key]) > 1:
+            conflicting.append(record)
+            if conflicts == "drop":
+                continue
+        kept.append(record)
+    counts = {"found": len(repeats), "dropped": len(records) - len(kept),
+              "conflicts": len(conflicting)}
+    if repeats:
+        what = ("dropped before splitting" if duplicates == "drop" else
+                "kept: copies may land in both train and test (duplicates: drop removes them)")
+        warnings.warn(f"{len(repeats)} line(s) repeat an earlier sentence and label (at "
+                      f"{_where(repeats)}); {what}", stacklevel=3)
+    if conflicting and conflicts != "keep":
+        what = "dropped" if conflicts == "drop" else "kept (conflicts: drop removes them)"
+        warnings.warn(f"{len(conflicting)} line(s) hold a sentence that also occurs with another "
+                      f"label (at {_where(conflicting)}); {what}", stacklevel=3)
+    return kept, counts
+
+
 def load_text(paths, *, delimiter="\t", has_header=False, text_column=0, label_column=1,
               labels=None, lowercase=True, min_freq=1, max_vocab=None, vectorizer="tfidf",
               max_length=None, ngram_range=(1, 1), skip_bad_lines=False,
+              duplicates="keep", conflicts="report",
               splits=(0.8, 0.1, 0.1), seed=0) -> Splits:
-    """Read labelled sentences, split them (stratified) and vectorise them.
+    """Read labelled sentences, drop repeats, split them (stratified) and vectorise them.
 
     Args:
         paths: a file or a list of files; their lines are concatenated in order.
@@ -417,6 +480,12 @@ def load_text(paths, *, delimiter="\t", has_header=False, text_column=0, label_c
             training sentence), for an embedding model.
         ngram_range: (min_n, max_n) word n-grams, e.g. (1, 2) adds bigrams.
         skip_bad_lines: skip malformed lines with a warning instead of raising.
+        duplicates: 'keep' (default, with a warning) or 'drop' lines whose
+            sentence (as the tokenizer sees it) and label repeat an earlier
+            line. Dropped before splitting, so no sentence is in two splits.
+        conflicts: a sentence under different labels: 'report' (default: keep
+            its lines, warn), 'drop' (remove all its lines) or 'keep' (silently).
+            See ``deduplicate``.
         splits: train/validation/test fractions.
         seed: the same seed gives the same split.
 
@@ -424,8 +493,11 @@ def load_text(paths, *, delimiter="\t", has_header=False, text_column=0, label_c
         ``Splits`` with float32 ``x`` of shape (N, vocab_size), kept as a
         ``CSRMatrix`` (int64 (N, max_length) token ids for ``ids``), int64 ``y``
         indexing ``pipeline.class_names`` (sorted labels; numerically when all
-        are integers) and ``info`` with 'samples', 'vocab_size', 'files' and
-        'skipped_lines'.
+        are integers) and ``info`` with 'samples' (after dropping repeats),
+        'vocab_size', 'ngram_range', 'files', 'skipped_lines', 'duplicates'
+        ({'found', 'dropped', 'conflicts'}), 'rows' and 'class_balance' per
+        split, and 'features' (the vocabulary's size, first tokens and n-gram
+        range), as ``micrograd.data.profile`` reads them.
 
     Raises:
         TextFormatError: (a ``DataError``) a line without a label (or an empty /
@@ -477,6 +549,11 @@ def load_text(paths, *, delimiter="\t", has_header=False, text_column=0, label_c
         more = ", ..." if len(bad) > 5 else ""
         warnings.warn(f"skipped {len(bad)} malformed line(s) not of the form '{layout}' "
                       f"(at {where}{more})", stacklevel=2)
+    good, repeats = deduplicate(good, lowercase=lowercase, duplicates=duplicates,
+                                conflicts=conflicts)
+    if not good:
+        raise TextFormatError(f"no sentences left in {', '.join(map(str, paths))} after "
+                              f"dropping {repeats['dropped']} repeated or conflicting line(s)")
 
     sentences = [r[2] for r in good]
     raw_labels = [r[3] for r in good]
@@ -497,10 +574,18 @@ def load_text(paths, *, delimiter="\t", has_header=False, text_column=0, label_c
                                 max_length=max_length)
     xs = [pipeline.vectorize([token_lists[i] for i in idx], sparse=True) for idx in parts[:3]]
     ys = [y[idx] for idx in parts[:3]]
+    names = ("train", "val", "test")
     info = {
         "samples": len(sentences),
         "vocab_size": len(pipeline.vocabulary),
+        "ngram_range": list(ngram_range),
         "files": [str(p) for p in paths],
         "skipped_lines": len(bad),
+        "duplicates": repeats,
+        "rows": {name: len(idx) for name, idx in zip(names, parts)},
+        "class_balance": {name: dict(zip(class_names, np.bincount(
+            part, minlength=len(class_names)).tolist())) for name, part in zip(names, ys)},
+        "features": {"count": len(pipeline.vocabulary), "sample": pipeline.vocabulary[:10],
+                     "ngram_range": list(ngram_range)},
     }
     return Splits(xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], pipeline, info=info)
