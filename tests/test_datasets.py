@@ -193,39 +193,3 @@ def test_kfold_covers_every_sample_once():
     for train, v in folds:
         assert len(v) == 10 and not set(train) & set(v)
         assert labels[v].sum() == 5
-
-
-def test_download_without_torchvision_says_what_to_place_where(tmp_path, monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_torchvision(name, *args, **kwargs):
-        if name.startswith("torchvision"):
-            raise ImportError("No module named 'torchvision'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_torchvision)
-    with pytest.raises(FileNotFoundError) as info:
-        load_idx_images(tmp_path, download=True)
-    message = str(info.value)
-    assert str(tmp_path) in message and "train-images-idx3-ubyte" in message
-    assert "torchvision" in message and "vision" in message
-
-
-def test_download_reads_what_torchvision_wrote(tmp_path, monkeypatch):
-    """With torchvision present, download=True reads the files it leaves in MNIST/raw."""
-    import sys
-    import types
-
-    def fake_dataset(root, train, download):
-        raw = tmp_path / "MNIST" / "raw"
-        raw.mkdir(parents=True, exist_ok=True)
-        make_idx_folder(raw, n_train=30, n_test=10, gz=False)
-
-    fake = types.ModuleType("torchvision.datasets")
-    fake.MNIST = fake.FashionMNIST = fake_dataset
-    monkeypatch.setitem(sys.modules, "torchvision", types.ModuleType("torchvision"))
-    monkeypatch.setitem(sys.modules, "torchvision.datasets", fake)
-    s = load_idx_images(tmp_path, download=True, splits=(0.8, 0.2, 0.0))
-    assert len(s.y_train) == 24 and len(s.y_test) == 10

@@ -7,6 +7,7 @@ suggestion for unknown keys, so that the CLI can print it and exit 2.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import typing
 from pathlib import Path
@@ -262,18 +263,56 @@ def _apply_override(data: dict, parts, value, text):
     node[last] = value
 
 
-def _resolve_paths(data: dict, base: Path, only=None):
+#: ``${NAME}`` in a path value is the environment variable NAME (only the braced
+#: form, so that a ``$`` in a file name stays itself).
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+#: What each documented variable should point at, for the message when it is unset.
+ENV_HINTS = {
+    "MICROGRAD_DATA": "the folder holding your data sets (house-prices/train.csv, "
+                      "sentiment/*.txt, mnist/ ...), e.g. `export MICROGRAD_DATA=~/data`; "
+                      "in a checkout beside the development data, "
+                      "`export MICROGRAD_DATA=../shared/data`",
+}
+
+
+def _expand(value: str, where: str, source: str) -> tuple[str, bool]:
+    """``value`` with each ``${NAME}`` replaced by the environment variable; whether
+    any was. An unset or empty variable is a ConfigError naming it."""
+    def replace(match):
+        name = match.group(1)
+        found = os.environ.get(name)
+        if not found:
+            hint = ENV_HINTS.get(name, "the folder it stands for")
+            raise ConfigError(
+                f"{source}: {where} is {_short(value)!r}, but the environment variable "
+                f"{name} is not set. Set it to {hint}; or give {where} as a path."
+            )
+        return found
+
+    return ENV_REFERENCE.sub(replace, value), bool(ENV_REFERENCE.search(value))
+
+
+def _resolve(value: str, base: Path, where: str, source: str) -> str:
+    """A path value made absolute: ``${VAR}`` expanded (a relative result is relative
+    to the current folder, as in the shell), ``~`` expanded, the rest against base."""
+    value, from_env = _expand(value, where, source)
+    return str(((Path.cwd() if from_env else base) / Path(value).expanduser()).resolve())
+
+
+def _resolve_paths(data: dict, base: Path, only=None, source: str = "config"):
     for section, key in PATH_KEYS:
         sec = data.get(section)
         if not isinstance(sec, dict) or not isinstance(sec.get(key), (str, list)):
             continue
         if only is not None and (section, key) not in only:
             continue
-        value = sec[key]
+        value, where = sec[key], f"{section}.{key}"
         if isinstance(value, list):
-            sec[key] = [str((base / v).resolve()) if isinstance(v, str) else v for v in value]
+            sec[key] = [_resolve(v, base, where, source) if isinstance(v, str) else v
+                        for v in value]
         else:
-            sec[key] = str((base / Path(value).expanduser()).resolve())
+            sec[key] = _resolve(value, base, where, source)
 
 
 def load_config(path, overrides=()) -> Config:
@@ -289,14 +328,14 @@ def load_config(path, overrides=()) -> Config:
             f"{path}: expected a mapping with sections data, model, loss, optimizer, train; "
             f"got {type(data).__name__ if data is not None else 'an empty file'}."
         )
-    _resolve_paths(data, path.resolve().parent)
+    _resolve_paths(data, path.resolve().parent, source=str(path))
     overridden = set()
     for text_ in overrides:
         parts, value = _parse_override(text_)
         _apply_override(data, parts, value, text_)
         overridden.add(tuple(parts))
         if tuple(parts) in PATH_KEYS:
-            _resolve_paths(data, Path.cwd(), only={tuple(parts)})
+            _resolve_paths(data, Path.cwd(), only={tuple(parts)}, source=f"--set {text_}")
     return validate(data, source=str(path), tree=tree, overridden=overridden)
 
 

@@ -145,15 +145,29 @@ class TextData(Strict):
 
 
 class ImageData(Strict):
+    # No root: the data folder ($MICROGRAD_DATA or the user's cache), downloading
+    # what is missing unless download: false; an explicit root downloads only with
+    # download: true. sample: true (mnist): the 3,000 digits shipped inside micrograd.
     type: Literal["mnist", "fashion_mnist"]
-    root: str
-    download: bool = False
+    root: Optional[str] = None
+    download: Optional[bool] = None
+    sample: bool = False
     mean: float = 0.5
     std: PositiveFloat = 0.5
     use_test_files: bool = True
     limit: Optional[PositiveInt] = None
     splits: SplitConfig = SplitConfig(train=0.9, val=0.1, test=0.0)
     seed: Seed = 0
+
+    @model_validator(mode="after")
+    def _sample_ships_inside(self):
+        if self.sample and self.type != "mnist":
+            raise ValueError("sample: true is the MNIST digits shipped inside micrograd; "
+                             f"there is no {self.type} sample")
+        if self.sample and (self.root is not None or self.download):
+            raise ValueError("sample: true reads the digits shipped inside micrograd and "
+                             "takes no root or download; leave sample out to read a folder")
+        return self
 
 
 DataConfig = Annotated[

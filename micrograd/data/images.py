@@ -5,6 +5,11 @@ A folder holds the standard files (``train-images-idx3-ubyte[.gz]``,
 ``t10k-labels-idx1-ubyte[.gz]``), as torchvision's ``MNIST/raw`` and Debian's
 ``dataset-fashion-mnist`` lay them out. Pixels are scaled to [0, 1], then
 normalised with a configurable mean and std.
+
+Where the folder is (``image_folder``): the 3,000 MNIST digits shipped inside
+micrograd (``micrograd/datasets``) for ``sample: true``; ``data.root`` when the
+config names one; else the data folder (``download.py``: $MICROGRAD_DATA or the
+user's cache), downloaded over HTTPS when missing.
 """
 from __future__ import annotations
 
@@ -82,7 +87,7 @@ class ImagePipeline(Pipeline):
 @register_kind
 class ImageKind(DataKind):
     """Grey images from IDX folders: the config's ``type: mnist`` and
-    ``type: fashion_mnist``.
+    ``type: fashion_mnist`` (``sample: true``: the digits shipped inside micrograd).
 
     ``predict --input`` takes the path of a ``.npy`` array or a PNG/JPEG image
     (``load_image``), ``predict --file`` one path per line; ``eval --data``
@@ -94,10 +99,11 @@ class ImageKind(DataKind):
 
     @classmethod
     def from_config(cls, section) -> Splits:
-        return load_idx_images(section.root, name=section.type, mean=section.mean,
+        return load_idx_images(image_folder(section), name=section.type, mean=section.mean,
                                std=section.std, splits=section.splits.fractions(),
                                use_test_files=section.use_test_files, seed=section.seed,
-                               download=section.download, limit=section.limit)
+                               download=bool(section.root is not None and section.download),
+                               limit=section.limit)
 
     def expects(self) -> str:
         _, h, w = self.pipeline.input_shape
@@ -160,19 +166,16 @@ def find_idx_file(root: Path, stem: str) -> Path | None:
     return None
 
 
-def _download(root: Path, name: str):
-    """Fetch through torchvision (the optional `vision` extra), if it is installed."""
-    try:
-        import torchvision.datasets as tvd  # only here: importing micrograd never imports torch
-    except ImportError:
-        return False
-    cls = tvd.FashionMNIST if name == "fashion_mnist" else tvd.MNIST
-    for train in (True, False):
-        try:
-            cls(str(root), train=train, download=True)
-        except Exception:  # no network, server down: the caller explains what to place where
-            return False
-    return True
+def image_folder(section) -> Path:
+    """The IDX folder a config's data section reads: the shipped digits for ``sample:
+    true``; its root; else the data folder, fetching the files unless ``download: false``."""
+    if section.sample:
+        from micrograd.datasets import DIGITS
+        return DIGITS
+    if section.root is not None:
+        return Path(section.root)
+    from .download import dataset_folder
+    return dataset_folder(section.type, download=section.download is not False)
 
 
 class IDXFilesMissing(IDXError, FileNotFoundError):
@@ -196,10 +199,9 @@ def _missing(root: Path, name: str, split: str, missing, download: bool) -> IDXF
         where = f"{name} {split} files not found in {root}: missing {files}"
     return IDXFilesMissing(
         f"{where}. Place the IDX files (gzip or raw) in that folder"
-        + (", or set download: true with the `vision` extra installed "
-           "(pip install 'micrograd-trainer[vision]') and network access." if not download else
-           "; download through torchvision failed or torchvision is not installed "
-           "(pip install 'micrograd-trainer[vision]').")
+        + (", set download: true to fetch them over HTTPS, or leave data.root out to use "
+           "the data folder ($MICROGRAD_DATA or your cache)." if not download and
+           name in ("mnist", "fashion_mnist") else ".")
     )
 
 
@@ -255,7 +257,9 @@ def read_split(root, split="train", name="mnist", download=False):
     root = Path(root)
     stems = FILES[split]
     paths = [find_idx_file(root, s) for s in stems]
-    if None in paths and download and _download(root, name):
+    if None in paths and download:
+        from .download import fetch_files
+        fetch_files(name, root, [s for s, p in zip(stems, paths) if p is None])
         paths = [find_idx_file(root, s) for s in stems]
     if None in paths:
         raise _missing(root, name, split, [s for s, p in zip(stems, paths) if p is None], download)
