@@ -4,6 +4,7 @@
     micrograd eval checkpoint.npz
     micrograd predict --input 11
     micrograd summary configs/mnist_cnn.yaml
+    micrograd data configs/sentiment.yaml
 
 Start-up imports nothing heavy (the engine, NumPy-based data code and
 torchvision are imported inside each command) so that `micrograd --help`
@@ -375,7 +376,7 @@ def _print_profile(console, config: Path, report: dict):
             for column, o in outliers.items():
                 low, high = o.get("low"), o.get("high")
                 bounds = ("" if low is None and high is None else
-                          f"{_num(low)} .. {_num(high)}")
+                          f"{_num(low, '-inf')} .. {_num(high, 'inf')}")
                 table.add_row(column, str(o.get("found", "")), str(o.get("action", "")), bounds)
             console.print(table)
         else:
@@ -387,8 +388,13 @@ def _share(count: int, total: int) -> str:
     return f"{count:,} ({count / total:.0%})" if total else "0"
 
 
-def _num(value) -> str:
-    return "-inf" if value is None else f"{value:.4g}"
+def _num(value, unbounded: str) -> str:
+    return unbounded if value is None else f"{value:.4g}"
+
+
+def _some(names: list) -> str:
+    """The first names, comma-separated; --json lists them all."""
+    return ", ".join(map(str, names[:_SHOWN])) + (", ..." if len(names) > _SHOWN else "")
 
 
 _SHOWN = 20  # feature names shown on a terminal
@@ -401,15 +407,26 @@ def _print_features(console, report: dict):
         console.print(f"features: vocabulary of {features['count']:,} tokens, n-grams {low}..{high}"
                       f"; most frequent: {', '.join(map(repr, features.get('sample', [])))}",
                       markup=False, highlight=False, soft_wrap=True)
-    elif isinstance(features, list):  # names after selection; --json lists them all
-        shown = ", ".join(map(str, features[:_SHOWN])) + (", ..." if len(features) > _SHOWN else "")
-        console.print(f"features ({len(features)}): {shown}", markup=False, highlight=False,
-                      soft_wrap=True)
+    elif isinstance(features, list):  # names after selection
+        console.print(f"features ({len(features)}): {_some(features)}", markup=False,
+                      highlight=False, soft_wrap=True)
     selected_out = report.get("selected_out")
     if selected_out:
-        console.print(f"removed by selection ({len(selected_out)}): "
-                      f"{', '.join(map(str, selected_out))}", markup=False, highlight=False,
-                      soft_wrap=True)
+        if isinstance(selected_out, dict):  # {feature: why}
+            from rich.table import Table
+
+            table = Table(title=f"removed by selection ({len(selected_out)})")
+            table.add_column("feature")
+            table.add_column("why")
+            for name, why in list(selected_out.items())[:_SHOWN]:
+                table.add_row(name, str(why))
+            if len(selected_out) > _SHOWN:
+                table.add_row("...", "")
+            console.print(table)
+        else:
+            console.print(f"removed by selection ({len(selected_out)}): "
+                          f"{_some(list(selected_out))}", markup=False, highlight=False,
+                          soft_wrap=True)
 
 
 # ------------------------------------------------------------------ eval

@@ -105,3 +105,16 @@ def test_missing_data_exits_1_like_train(tmp_path):
     write_config(tmp_path, {"data": {"type": "text", "path": "absent.txt"}, **MODEL})
     assert run(["data", "config.yaml"], tmp_path).exit_code == 1
     assert run(["train", "config.yaml"], tmp_path).exit_code == 1
+
+
+def test_csv_outliers_and_selection_are_shown(tmp_path):
+    csv_config(tmp_path)
+    result = run(["data", "config.yaml", "--set", "data.outliers={method: iqr}",
+                  "--set", "data.select={k: 1}"], tmp_path)
+    assert result.exit_code == 0, result.output
+    for section in ("outliers (train split)", "size", "clip", "features (1)",
+                    "removed by selection (2)"):
+        assert section in result.output, section
+    report = json.loads(run(["data", "config.yaml", "--set", "data.outliers={method: iqr}",
+                             "--json", "-"], tmp_path).stdout)
+    assert report["outliers"]["size"]["action"] == "clip"
