@@ -448,7 +448,7 @@ def test_empty_file_and_header_only(tmp_path):
 
 
 @pytest.mark.parametrize("option, value", [("task", "ranking"), ("impute_numeric", "mode"),
-                                           ("impute_categorical", "mean"), ("scaling", "robust")])
+                                           ("impute_categorical", "mean"), ("scaling", "quantile")])
 def test_invalid_options_name_the_value(houses, option, value):
     path, _ = houses
     with pytest.raises(ValueError, match=f"Invalid {option}: '{value}'"):
