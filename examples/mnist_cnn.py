@@ -61,7 +61,8 @@ def read_digits(folder):
             f"MNIST folder {folder} {where}: expected t10k-images-idx3-ubyte.gz and "
             f"t10k-labels-idx1-ubyte.gz (gzip or raw) there. Pass a folder holding them "
             f"(python examples/mnist_cnn.py FOLDER or MNIST_FOLDER=FOLDER), or place them in "
-            f"{cache_dir() / 'mnist'}"
+            f"{cache_dir() / 'mnist'} or {cache_dir() / 'mnist-t10k'} (micrograd's data folder, "
+            f"set by MICROGRAD_DATA)"
         )
     return read_split(folder, "test", "mnist")
 
