@@ -208,3 +208,28 @@ def test_small_files_skip_pyarrow(monkeypatch):
     monkeypatch.setattr(tabular, "FAST_CSV_MIN_CHARS", 0)
     read_csv_columns("small.csv")
     assert calls == ["a\n1\n"]
+
+
+# ------------------------------------------- the fit helpers' speedups
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from(list("nNaA+-1 .x")), max_size=5),
+                min_size=1, max_size=30))
+def test_missing_mask_is_the_plain_definition(cells):
+    """_missing_mask lowercases only cells that could spell NaN; the answer is that of
+    lowercasing them all."""
+    text = np.array(cells, dtype=str)
+    missing = ("", "NA", "N/A")
+    plain = np.isin(text, missing) | np.isin(np.char.lower(text), ["nan", "+nan", "-nan"])
+    np.testing.assert_array_equal(tabular._missing_mask(text, missing), plain)
+
+
+def test_parse_numbers_parses_once_and_still_names_the_culprit():
+    text = np.array(["1", "", "2.5", "x", "3"])
+    missing = text == ""
+    values = tabular._parse_numbers(np.array(["1", "", "2.5"]), np.array([False, True, False]),
+                                    "c")
+    np.testing.assert_array_equal(values, [1.0, np.nan, 2.5])
+    with pytest.raises(DataError, match=r"f\.csv, line 13: column 'c' holds 'x'"):
+        tabular._parse_numbers(text, missing, "c", np.arange(10, 15), "f.csv")
