@@ -95,8 +95,9 @@ class Splits:
     """What a dataset builder returns: arrays for each split and the fitted pipeline.
 
     ``x_*`` are model inputs, already transformed, in the dtype the pipeline's
-    ``transform`` gives (float32 for every kind today; nothing here casts them,
-    so a kind may give int64 token ids); ``y_*`` are int64
+    ``transform`` gives (float32 features, or int64 token ids; nothing here
+    casts them): NumPy arrays, or a ``micrograd.data.sparse.CSRMatrix`` for
+    bag-of-words text (the DataLoader densifies one batch at a time); ``y_*`` are int64
     class indices for classification or float32 targets (in the pipeline's
     scaled units) for regression. ``val`` and ``test`` may be empty arrays.
     """

@@ -292,7 +292,8 @@ class TextKind(DataKind):
             raise DataError(f"{p}, line {line}: expected sentence<TAB>label with a label "
                             f"in {names} ({problem or f'label {label!r}'})")
         good = [r for r in records if r not in bad]
-        return (self.pipeline.transform([r[2] for r in good]),
+        p = self.pipeline  # sparse, as training kept it: a large eval file stays small
+        return (p.vectorize([p.tokens(r[2]) for r in good], sparse=True),
                 np.array([names.index(r[3]) for r in good], dtype=np.int64))
 
 
