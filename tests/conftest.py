@@ -24,8 +24,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 @pytest.fixture(autouse=True)
 def _own_working_directory(tmp_path_factory, monkeypatch):
     """Each test runs in an empty folder of its own, so that the runs/ and runs/latest
-    that training writes relative to the working directory never land in the repo."""
+    that training writes relative to the working directory never land in the repo;
+    and with an empty data cache of its own, whatever MICROGRAD_DATA the shell (or
+    CI) exports, so no test reads or fills a real data folder."""
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+    monkeypatch.delenv("MICROGRAD_DATA", raising=False)
+    monkeypatch.delenv("MICROGRAD_MIRRORS", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
 
 
 # ------------------------------------------------------------- the command line
