@@ -253,12 +253,14 @@ class TabularPipeline(Pipeline):
                 cats = np.asarray(self.categories[j], dtype=str)
                 if len(cats) == 0:
                     continue
-                text = np.where(missing, self.categorical_fill[j], text)
-                index = np.searchsorted(cats, text)
-                clipped = np.minimum(index, len(cats) - 1)
-                found = cats[clipped] == text
+                if isinstance(text, _CodedColumn):  # training: look up each distinct text once
+                    located = _locate_categories(text.values, missing, cats,
+                                                 self.categorical_fill[j])
+                    index, found, new, text = (text.cells(a) for a in located)
+                else:
+                    index, found, new, text = _locate_categories(text, missing, cats,
+                                                                 self.categorical_fill[j])
                 out[rows[found], start + index[found]] = 1.0
-                new = ~found & ~missing
                 if new.any():
                     unseen.append((column, np.unique(text[new]).tolist()))
         if warn and unseen:
@@ -542,6 +544,15 @@ def _text_column(cells, missing_values):
     return text, absent | np.isin(text, list(missing_values))
 
 
+def _locate_categories(text, missing, cats, fill):
+    """(position in ``cats``, found, new, filled text) per cell: missing cells take
+    ``fill``; a present text outside ``cats`` is new (unseen in training)."""
+    text = np.where(missing, fill, text)
+    index = np.searchsorted(cats, text)
+    found = cats[np.minimum(index, len(cats) - 1)] == text
+    return index, found, ~found & ~missing, text
+
+
 def _first_non_number(text, missing):
     """Index of the first present cell that does not parse as a number, or None."""
     present = ~missing
@@ -695,11 +706,23 @@ def _read_csv_stdlib(name, text):
 
 def _read_csv_fast(text):
     """``read_csv_columns``'s answer from pyarrow's C parser, or None whenever it might
-    differ from the stdlib reader's: pyarrow not installed, a lone CR line end, a
-    header that is empty, spans lines or repeats a name, a parse error (a ragged
-    row, an unclosed quote), a quoted value over several lines (the row count then
-    differs from the count of non-blank lines), or no data rows. The stdlib reader
-    then reads the text again and words the error with its file and line."""
+    differ from the stdlib reader's (see ``_arrow_table``)."""
+    parsed = _arrow_table(text)
+    if parsed is None:
+        return None
+    header, table, lines = parsed
+    columns = {column: np.char.strip(_arrow_text(table.column(i)))
+               for i, column in enumerate(header)}
+    return header, columns, lines
+
+
+def _arrow_table(text):
+    """``(header, pyarrow table of unstripped string columns, line numbers)``, or None
+    whenever the answer might differ from the stdlib reader's: pyarrow not installed,
+    a lone CR line end, a header that is empty, spans lines or repeats a name, a parse
+    error (a ragged row, an unclosed quote), a quoted value over several lines (the
+    row count then differs from the count of non-blank lines), or no data rows. The
+    stdlib reader then reads the text again and words the error with its file and line."""
     try:
         import pyarrow as pa
         import pyarrow.csv as pacsv
@@ -740,9 +763,7 @@ def _read_csv_fast(text):
         return None
     if table.num_rows != len(lines):
         return None
-    columns = {column: np.char.strip(_arrow_text(table.column(i)))
-               for i, column in enumerate(header)}
-    return header, columns, lines
+    return header, table, lines
 
 
 def _arrow_text(column) -> np.ndarray:
@@ -765,6 +786,75 @@ def _arrow_text(column) -> np.ndarray:
     rows = np.repeat(np.arange(n), lengths)
     cells[rows, np.arange(data.size) - (offsets[:-1] - offsets[0])[rows]] = data
     return cells.view(f"<U{width}").reshape(n)
+
+
+class _CodedColumn:
+    """One column of a training CSV as its distinct stripped cell texts, sorted
+    (``values``), and per row the index of its text among them (``codes``).
+
+    Training's columns have few distinct texts (categories, repeated numbers), so
+    every test of a cell - missing, a number, a category - runs once per distinct
+    text and reaches the rows by ``per_value[codes]``; rows compare equal exactly
+    when their codes do.
+    """
+
+    __slots__ = ("values", "codes")
+
+    def __init__(self, values, codes):
+        self.values = values
+        self.codes = codes
+
+    @classmethod
+    def from_text(cls, text):
+        values, codes = np.unique(text, return_inverse=True)
+        return cls(values, codes.reshape(-1))
+
+    def __len__(self):
+        return len(self.codes)
+
+    def text(self):
+        """The stripped cells, one per row, as ``read_csv_columns`` gives them."""
+        return self.values[self.codes]
+
+    def cells(self, per_value):
+        """A per-value array spread over the rows."""
+        return per_value[self.codes]
+
+    def used(self):
+        """Mask of the values that some row still holds (rows may have been dropped)."""
+        return np.bincount(self.codes, minlength=len(self.values)) > 0
+
+    def take(self, rows):
+        return _CodedColumn(self.values, self.codes[rows])
+
+
+def read_csv_coded(path):
+    """``read_csv_columns`` for training: ``(header, {column: _CodedColumn}, line numbers)``.
+
+    Large files are read by pyarrow and each column dictionary-encoded there, so no
+    per-cell string array is built; everything else (and whatever ``_arrow_table``
+    cannot vouch for) goes through the stdlib reader. Both give the same columns.
+    """
+    text = read_text(path, "tabular data file")
+    if len(text) >= FAST_CSV_MIN_CHARS:
+        parsed = _arrow_table(text)
+        if parsed is not None:
+            header, table, lines = parsed
+            return header, {c: _coded_arrow_column(table.column(i))
+                            for i, c in enumerate(header)}, lines
+    header, columns, lines = _read_csv_stdlib(source_name(path), text)
+    return header, {c: _CodedColumn.from_text(cells) for c, cells in columns.items()}, lines
+
+
+def _coded_arrow_column(column) -> _CodedColumn:
+    """A pyarrow string column as a ``_CodedColumn``: pyarrow's dictionary of raw texts is
+    stripped (two raw texts may strip to one) and sorted as ``from_text`` would."""
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    raw = np.char.strip(np.array(encoded.dictionary.to_pylist(), dtype=str))
+    values, remap = np.unique(raw, return_inverse=True)
+    return _CodedColumn(values, remap.reshape(-1)[encoded.indices.to_numpy()])
 
 
 # ---------------------------------------------------------------- fitting
@@ -1023,7 +1113,7 @@ class _TrainingRows:
 
     path: Path
     target: str
-    table: dict[str, np.ndarray]
+    table: dict[str, _CodedColumn]
     lines: np.ndarray
     features: list[str]
     y_text: np.ndarray
@@ -1037,7 +1127,7 @@ def _read_training_rows(path, target, *, features, categorical, numeric, drop,
     """Read the CSV, check the named columns exist and settle the feature list;
     rows whose target is missing cannot be learned from and are dropped (with a
     warning)."""
-    header, table, lines = read_csv_columns(path)
+    header, table, lines = read_csv_coded(path)
     if target not in table:
         raise _unknown_column("target column", target, path, header)
     for name in [*(drop or []), *(features or []), *(categorical or []), *(numeric or [])]:
@@ -1055,13 +1145,13 @@ def _read_training_rows(path, target, *, features, categorical, numeric, drop,
     if both:
         raise PipelineError(f"columns declared both categorical and numeric: {sorted(both)}")
 
-    y_text = table[target]
+    y_text = table[target].text()
     y_missing = _target_missing(y_text, missing_values, path, target, lines)
-    missing_cells = {c: int(_missing_mask(table[c], missing_values).sum())
+    missing_cells = {c: int(table[c].cells(_missing_mask(table[c].values, missing_values)).sum())
                      for c in [*features, target]}
     keep = ~y_missing
     if y_missing.any():
-        table = {c: v[keep] for c, v in table.items()}
+        table = {c: v.take(keep) for c, v in table.items()}
         lines, y_text = lines[keep], y_text[keep]
     return _TrainingRows(path, target, table, lines, features, y_text, missing_values,
                          int(y_missing.sum()), missing_cells)
@@ -1125,9 +1215,8 @@ def _drop_duplicates(rows: _TrainingRows, duplicates, conflicts):
     """Rows without the repeats (``duplicates='drop'``) and conflicts
     (``conflicts='drop'``), before splitting; and the counts {found, dropped,
     conflicts}. Missing cells compare equal whatever their spelling."""
-    features = [np.where(_missing_mask(rows.table[c], rows.missing_values), "", rows.table[c])
-                for c in rows.features]
-    duplicate, conflict = cleaning.find_duplicates(features, rows.y_text)
+    features = [_duplicate_codes(rows.table[c], rows.missing_values) for c in rows.features]
+    duplicate, conflict = cleaning.find_duplicates(features, rows.table[rows.target].codes)
     remove = np.zeros(len(rows.y_text), bool)
     if duplicates == "drop":
         remove |= duplicate
@@ -1153,10 +1242,16 @@ def _drop_duplicates(rows: _TrainingRows, duplicates, conflicts):
         keep = ~remove
         if not keep.any():
             raise PipelineError(f"{name}: no rows left after dropping duplicates and conflicts")
-        rows = _TrainingRows(rows.path, rows.target, {c: v[keep] for c, v in rows.table.items()},
-                             rows.lines[keep], rows.features, rows.y_text[keep],
+        table = {c: v.take(keep) for c, v in rows.table.items()}
+        rows = _TrainingRows(rows.path, rows.target, table, rows.lines[keep], rows.features, rows.y_text[keep],
                              rows.missing_values, rows.dropped, rows.missing)
     return rows, counts
+
+
+def _duplicate_codes(column: _CodedColumn, missing_values):
+    """The column's codes with every missing spelling as one code (-1): rows are
+    duplicates when their raw cells are equal or both missing."""
+    return np.where(column.cells(_missing_mask(column.values, missing_values)), -1, column.codes)
 
 
 def _handle_outliers(rows: _TrainingRows, columns: _FittedColumns, y, train, task, log_target,
@@ -1264,20 +1359,37 @@ def _parse_columns(rows: _TrainingRows, *, categorical, numeric) -> _FittedColum
     fitted = _FittedColumns()
     declared_numeric, declared_categorical = set(numeric or []), set(categorical or [])
     for column in rows.features:
-        text = rows.table[column]
-        missing = np.isin(text, rows.missing_values)
+        coded = rows.table[column]
+        missing = np.isin(coded.values, rows.missing_values)  # per distinct value
         # a column is numeric when every present cell parses as a number; one
         # that does then must hold finite numbers (inf or 1e308 is an error,
         # not a category and not a missing value)
         if column not in declared_categorical and (
-                column in declared_numeric or _first_non_number(text, missing) is None):
+                column in declared_numeric
+                or _first_non_number(coded.values, missing | ~coded.used()) is None):
             fitted.kinds.append("numeric")
-            fitted.encoded[column] = _parse_numbers(text, missing, column, rows.lines,
-                                                    str(rows.path))
+            fitted.encoded[column] = _parse_coded_numbers(coded, missing, column, rows.lines,
+                                                          str(rows.path))
         else:
             fitted.kinds.append("categorical")
-            fitted.encoded[column] = (text, missing)
+            fitted.encoded[column] = (coded, missing)
     return fitted
+
+
+def _parse_coded_numbers(coded: _CodedColumn, missing, column, lines, where):
+    """``_parse_numbers`` of a coded column (``missing`` per distinct value): each
+    distinct text is parsed once. Anything that cannot be used - a non-number, an
+    infinity, a number beyond float32's range - sends the column through
+    ``_parse_numbers`` cell by cell, whose error names the first such cell's line."""
+    skip = missing | ~coded.used()
+    per_value = np.full(len(coded.values), np.nan)
+    try:
+        per_value[~skip] = coded.values[~skip].astype(np.float64)
+    except ValueError:
+        per_value = None
+    if per_value is None or _not_finite(per_value).any():
+        return _parse_numbers(coded.text(), coded.cells(missing), column, lines, where)
+    return coded.cells(per_value)
 
 
 def _fit_columns(rows: _TrainingRows, fitted: _FittedColumns, train, *, impute_numeric,
@@ -1300,16 +1412,29 @@ def _fit_columns(rows: _TrainingRows, fitted: _FittedColumns, train, *, impute_n
             fitted.center.append(c)
             fitted.scale.append(s)
         else:
-            text, missing = fitted.encoded[column]
-            present = text[train][~missing[train]]
-            if impute_categorical == "constant" or present.size == 0:
-                fill = _CATEGORICAL_FILL if fill_value is None else str(fill_value)
-            else:
-                fill = str(_most_frequent(present))
+            fill, categories = _category_stats(*fitted.encoded[column], train,
+                                               impute_categorical, fill_value)
             fitted.categorical_fill.append(fill)
-            fitted.categories.append(
-                np.unique(np.where(missing[train], fill, text[train])).tolist())
+            fitted.categories.append(categories)
     return fitted
+
+
+def _category_stats(coded: _CodedColumn, missing, train, impute_categorical, fill_value):
+    """(fill, sorted categories) of a categorical column's train cells (``missing`` per
+    distinct value): the fill is the most frequent present text (ties go to the
+    smallest, as ``_most_frequent``) unless imputing a constant; the categories are
+    the present texts, plus the fill when a train cell is missing."""
+    codes = coded.codes[train]
+    missing_rows = missing[codes]
+    counts = np.bincount(codes[~missing_rows], minlength=len(coded.values))
+    if impute_categorical == "constant" or counts.sum() == 0:
+        fill = _CATEGORICAL_FILL if fill_value is None else str(fill_value)
+    else:
+        fill = str(coded.values[np.argmax(counts)])  # values are sorted
+    categories = set(coded.values[counts > 0].tolist())
+    if missing_rows.any():
+        categories.add(fill)
+    return fill, sorted(categories)
 
 
 def _fit_target_scale(rows: _TrainingRows, y, train, task):
