@@ -49,7 +49,8 @@ def row_groups(columns) -> np.ndarray:
     codes = [_as_codes(np.asarray(c)) for c in columns]
     if not codes:
         raise ValueError("row_groups needs at least one column")
-    table = np.ascontiguousarray(np.stack(codes, axis=1))
+    small = all(c.size == 0 or (c.min() >= -2**31 and c.max() < 2**31) for c in codes)
+    table = np.stack(codes, axis=1, dtype=np.int32 if small else np.int64)
     # Each row's bytes as one opaque value: np.unique then sorts whole rows with
     # memcmp instead of comparing column by column as axis=0 does.
     rows = table.view(np.dtype((np.void, table.itemsize * table.shape[1]))).reshape(-1)
@@ -57,8 +58,10 @@ def row_groups(columns) -> np.ndarray:
 
 
 def _as_codes(column):
-    """int64 codes of a column: integers as they are, anything else by np.unique."""
-    if np.issubdtype(column.dtype, np.integer) or column.dtype == bool:
+    """Integer codes of a column: integers as they are, anything else by np.unique."""
+    if np.issubdtype(column.dtype, np.integer):
+        return column.reshape(-1)
+    if column.dtype == bool:
         return column.astype(np.int64).reshape(-1)
     return np.unique(column, return_inverse=True)[1].reshape(-1).astype(np.int64)
 

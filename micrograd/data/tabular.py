@@ -230,10 +230,13 @@ class TabularPipeline(Pipeline):
                 for j, c in enumerate(self.columns)}
 
     def _encode(self, table, warn=True):
-        """Columns (float arrays or (text, missing) pairs) -> (float32 features, unseen list)."""
+        """Columns -> (float32 features, unseen list). A numeric column is a float array or
+        a (text, missing) pair; a categorical one a (text, missing) pair, or in training a
+        (``_CodedColumn``, missing per distinct value) pair."""
         first = table[self.columns[0]]
         n = len(first[0] if isinstance(first, tuple) else first)
-        out = np.zeros((n, int(self._offsets[-1])), np.float64)
+        # float32 from the start: each float64 value is rounded as astype would round it
+        out = np.zeros((n, int(self._offsets[-1])), np.float32)
         rows = np.arange(n)
         unseen = []
         numeric = iter(range(len(self.numeric_fill)))
@@ -273,7 +276,7 @@ class TabularPipeline(Pipeline):
                           f"one-hot block: {listed}", UnseenCategoryWarning, stacklevel=3)
         if self._selected is not None:
             out = out[:, self._selected]
-        return out.astype(np.float32), unseen
+        return out, unseen
 
     # ---------------------------------------------------------------- target
 
@@ -820,9 +823,13 @@ class _CodedColumn:
         """A per-value array spread over the rows."""
         return per_value[self.codes]
 
+    def counts(self):
+        """How many rows hold each value."""
+        return np.bincount(self.codes, minlength=len(self.values))
+
     def used(self):
         """Mask of the values that some row still holds (rows may have been dropped)."""
-        return np.bincount(self.codes, minlength=len(self.values)) > 0
+        return self.counts() > 0
 
     def take(self, rows):
         return _CodedColumn(self.values, self.codes[rows])
@@ -1147,14 +1154,17 @@ def _read_training_rows(path, target, *, features, categorical, numeric, drop,
 
     y_text = table[target].text()
     y_missing = _target_missing(y_text, missing_values, path, target, lines)
-    missing_cells = {c: int(table[c].cells(_missing_mask(table[c].values, missing_values)).sum())
-                     for c in [*features, target]}
+    missing_cells = {c: _count_missing(table[c], missing_values) for c in [*features, target]}
     keep = ~y_missing
     if y_missing.any():
         table = {c: v.take(keep) for c, v in table.items()}
         lines, y_text = lines[keep], y_text[keep]
     return _TrainingRows(path, target, table, lines, features, y_text, missing_values,
                          int(y_missing.sum()), missing_cells)
+
+
+def _count_missing(column: _CodedColumn, missing_values):
+    return int(column.counts()[_missing_mask(column.values, missing_values)].sum())
 
 
 def _missing_mask(text, missing_values):
@@ -1251,7 +1261,9 @@ def _drop_duplicates(rows: _TrainingRows, duplicates, conflicts):
 def _duplicate_codes(column: _CodedColumn, missing_values):
     """The column's codes with every missing spelling as one code (-1): rows are
     duplicates when their raw cells are equal or both missing."""
-    return np.where(column.cells(_missing_mask(column.values, missing_values)), -1, column.codes)
+    per_value = np.arange(len(column.values), dtype=np.int32)
+    per_value[_missing_mask(column.values, missing_values)] = -1
+    return column.cells(per_value)
 
 
 def _handle_outliers(rows: _TrainingRows, columns: _FittedColumns, y, train, task, log_target,
@@ -1321,7 +1333,9 @@ def _target_values(rows: _TrainingRows, task, log_target):
         class_names = _class_order(np.unique(y_text).tolist())
         lookup = {name: i for i, name in enumerate(class_names)}
         return task, np.array([lookup[v] for v in y_text.tolist()], dtype=np.int64), class_names
-    y = _parse_numbers(y_text, np.zeros(len(y_text), bool), target, rows.lines, str(path))
+    coded = rows.table[target]
+    y = _parse_coded_numbers(coded, np.zeros(len(coded.values), bool), target, rows.lines,
+                             str(path))
     if log_target:
         _check_log(y, target)
         y = np.log1p(y)
