@@ -1,9 +1,11 @@
 """The fast CSV reader (pyarrow, the ``fast`` extra) against the stdlib reader: the same
 header, cells, dtypes and line numbers on generated files, or no answer at all (the
 stdlib reader then reads the file), and the same errors through read_csv_columns."""
+import contextlib
 import csv
 import io
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -247,3 +249,150 @@ def test_parse_numbers_parses_once_and_still_names_the_culprit():
     np.testing.assert_array_equal(values, [1.0, np.nan, 2.5])
     with pytest.raises(DataError, match=r"f\.csv, line 13: column 'c' holds 'x'"):
         tabular._parse_numbers(text, missing, "c", np.arange(10, 15), "f.csv")
+
+
+# ------------------------------- training's coded columns: fast against stdlib
+
+
+def _training_csv(path, seed, n=600):
+    """A table with every kind of cell training meets: numbers with missing
+    spellings (NA, nan, NaN, empty), the same number spelled two ways (1 and 1.0),
+    categories with padding, a numeric-looking categorical column, text in a column
+    that is otherwise numbers, and repeated rows (some with another target)."""
+    rng = np.random.default_rng(seed)
+    missing = ["", "NA", "nan", "NaN", "N/A", "null", "NAN"]
+    rows = []
+    for i in range(n):
+        area = rng.choice(missing) if rng.random() < 0.1 else str(int(rng.integers(1, 40)) * 100)
+        rate = rng.choice(["1", "1.0", " 2.5", "3e0", "-0.5", ""])
+        zone = rng.choice(["RL", " RM", "RL ", "C (all)", "FV", "", "NA", "Zoë"])
+        code = rng.choice(["10", "20", "020", "30", ""])  # declared categorical
+        mixed = rng.choice(["1", "2", "x", ""]) if i % 7 == 0 else str(i % 5)
+        price = str(int(rng.integers(50, 500)) * 1000) if rng.random() > 0.02 else "NA"
+        rows.append([area, rate, zone, code, mixed, price])
+    rows += rows[:40]  # exact duplicates
+    rows += [r[:-1] + ["123000"] for r in rows[40:60]]  # conflicts: same features, other target
+    order = rng.permutation(len(rows))
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["Area", "Rate", "Zone", "Code", "Mixed", "Price"])
+        writer.writerows(rows[i] for i in order)
+
+
+def _load_both(monkeypatch, path, **options):
+    """load_tabular through the fast coded reader, then through the stdlib reader."""
+    assert tabular._arrow_table(path.read_text()) is not None  # the fast path answers
+    answers = []
+    for threshold in (0, float("inf")):
+        monkeypatch.setattr(tabular, "FAST_CSV_MIN_CHARS", threshold)
+        with _no_check():
+            answers.append(tabular.load_tabular(path, "Price", **options))
+    return answers
+
+
+@contextlib.contextmanager
+def _no_check():
+    """Warnings (duplicates, conflicts, outliers) are the same either way: ignore them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _same_splits(a, b):
+    for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype and x.shape == y.shape, name
+        np.testing.assert_array_equal(x, y, err_msg=name)
+    meta_a, arrays_a = a.pipeline.get_state()
+    meta_b, arrays_b = b.pipeline.get_state()
+    assert meta_a == meta_b
+    assert list(arrays_a) == list(arrays_b)
+    for key in arrays_a:
+        np.testing.assert_array_equal(arrays_a[key], arrays_b[key], err_msg=key)
+    assert a.info == b.info
+
+
+@needs_pyarrow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("options", [
+    {},
+    {"categorical": ["Code"], "duplicates": "drop", "conflicts": "drop"},
+    {"categorical": ["Code"], "numeric": ["Rate"], "task": "regression", "log_target": True,
+     "impute_numeric": "median", "impute_categorical": "constant", "scaling": "robust",
+     "outliers": {"method": "iqr", "action": "drop"}},
+    {"drop": ["Mixed"], "conflicts": "report", "scaling": "minmax",
+     "select": {"variance_threshold": 0.01, "k": 6}},
+])
+def test_coded_fast_and_stdlib_readers_give_identical_splits(tmp_path, monkeypatch, seed,
+                                                             options):
+    path = tmp_path / "t.csv"
+    _training_csv(path, seed)
+    fast, slow = _load_both(monkeypatch, path, **options)
+    _same_splits(fast, slow)
+    assert "Mixed" not in fast.pipeline.columns or \
+        fast.pipeline.kinds[fast.pipeline.columns.index("Mixed")] == "categorical"
+    assert fast.info["duplicates"]["found"] > 0
+
+
+@needs_pyarrow
+def test_coded_reader_matches_the_string_columns(tmp_path, monkeypatch):
+    path = tmp_path / "t.csv"
+    _training_csv(path, 3)
+    text = path.read_text()
+    header, columns, lines = tabular._read_csv_stdlib(str(path), text)
+    for threshold in (0, float("inf")):
+        monkeypatch.setattr(tabular, "FAST_CSV_MIN_CHARS", threshold)
+        header2, coded, lines2 = tabular.read_csv_coded(path)
+        assert header2 == header and lines2.tolist() == lines.tolist()
+        for name in header:
+            assert coded[name].text().tolist() == columns[name].tolist(), name
+            assert coded[name].values.tolist() == sorted(set(columns[name].tolist())), name
+
+
+@needs_pyarrow
+@pytest.mark.parametrize("bad, shown", [("inf", "inf"), ("-Infinity", "-Infinity"),
+                                        ("1e308", "1e308"), (" 1e39 ", "1e39")])
+def test_an_infinity_in_a_big_file_names_its_line_and_column(tmp_path, monkeypatch, bad, shown):
+    path = tmp_path / "t.csv"
+    _training_csv(path, 4)
+    lines = path.read_text().splitlines()
+    fields = next(csv.reader([lines[300]]))
+    fields[0] = bad  # Area, on file line 301
+    lines[300] = ",".join(f'"{v}"' if "," in v else v for v in fields)
+    path.write_text("\n".join(lines) + "\n")
+    messages = []
+    for threshold in (0, float("inf")):
+        monkeypatch.setattr(tabular, "FAST_CSV_MIN_CHARS", threshold)
+        with _no_check(), pytest.raises(DataError) as info:
+            tabular.load_tabular(path, "Price")
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+    assert messages[0].startswith(f"{path}, line 301: column 'Area' holds {shown!r}, which is "
+                                  f"not a finite number within float32 range")
+
+
+@needs_pyarrow
+def test_text_in_a_declared_numeric_column_names_its_line(tmp_path, monkeypatch):
+    path = tmp_path / "t.csv"
+    _training_csv(path, 5)
+    messages = []
+    for threshold in (0, float("inf")):
+        monkeypatch.setattr(tabular, "FAST_CSV_MIN_CHARS", threshold)
+        with _no_check(), pytest.raises(DataError) as info:
+            tabular.load_tabular(path, "Price", numeric=["Zone"])
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+    assert "column 'Zone' holds" in messages[0] and "but a number was expected" in messages[0]
+
+
+def test_row_groups_on_codes_and_text_agree():
+    rng = np.random.default_rng(0)
+    from micrograd.data import cleaning
+
+    text = rng.choice(["a", "b", "", "c"], size=(500, 3))
+    codes = [np.unique(text[:, j], return_inverse=True)[1] for j in range(3)]
+    by_text = cleaning.row_groups([text[:, j] for j in range(3)])
+    by_code = cleaning.row_groups(codes)
+    # the same partition of the rows, whatever the group numbers
+    pairs = set(zip(by_text.tolist(), by_code.tolist()))
+    assert len(pairs) == len(set(by_text.tolist())) == len(set(by_code.tolist()))
