@@ -1,15 +1,20 @@
 """CSV tables as model inputs: column types, imputation, one-hot encoding, scaling.
 
-``load_tabular`` reads a CSV file with a header row (stdlib ``csv``, no
-pandas), splits the rows, learns every statistic from the train split only, and
-returns ``Splits`` carrying a fitted ``TabularPipeline``. The pipeline turns
-raw rows - dicts keyed by column name - into the same float32 features, so
-``predict`` on a new CSV row applies exactly the training transform.
+``load_tabular`` reads a CSV file with a header row, splits the rows, learns
+every statistic from the train split only, and returns ``Splits`` carrying a
+fitted ``TabularPipeline``. The pipeline turns raw rows - dicts keyed by column
+name - into the same float32 features, so ``predict`` on a new CSV row applies
+exactly the training transform.
 
-Every CSV - training data, ``eval --data``, ``predict --file`` - is read by
-``read_csv_columns`` (UTF-8 with or without a BOM, ragged rows and duplicate
-names refused, cells stripped); ``TabularPipeline.read_table`` then matches an
-input file's columns to the model's by exact name. Numbers must be finite and
+Every CSV is read with the same rules (UTF-8 with or without a BOM, ragged rows
+and duplicate names refused, cells stripped): training through
+``read_csv_coded`` (each column as its distinct cell texts and one code per
+row, so that parsing, missing-value checks and category lookups run once per
+distinct text), ``eval --data`` and ``predict --file`` through
+``read_csv_columns``; large files are parsed by pyarrow when the ``fast`` extra
+is installed, and anything it cannot vouch for by the stdlib reader, whose
+messages every error uses. ``TabularPipeline.read_table`` matches an input
+file's columns to the model's by exact name. Numbers must be finite and
 within float32's range: ``inf`` or ``1e308`` is a ``DataError`` naming the file,
 line and column, while the ``MISSING_VALUES`` spellings (and NaN) are missing
 cells, imputed.
