@@ -255,6 +255,76 @@ def _interrupted(exc, config: Path, overrides: list[str]):
     raise typer.Exit(EXIT_INTERRUPTED)
 
 
+# ------------------------------------------------------------------ tune
+
+
+@app.command()
+def tune(
+    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    space: Annotated[Path, typer.Option(
+        "--space", help="Search space YAML: config key paths -> distributions.")],
+    trials: Annotated[int, typer.Option(
+        "--trials", min=1, help="The study's total number of trials; a rerun runs only "
+        "the missing ones.")] = 20,
+    timeout: Annotated[Optional[float], typer.Option(
+        "--timeout", min=0, help="Start no new trial after this many seconds.")] = None,
+    workers: Annotated[int, typer.Option(
+        "--workers", min=1, help="Trials in parallel, one process each.")] = 1,
+    storage: Annotated[Optional[str], typer.Option(
+        "--storage", help="SQLAlchemy URL of the study's store (default: "
+        "sqlite:///<study folder>/study.db); PostgreSQL for many machines.")] = None,
+    sampler: Annotated[str, typer.Option(
+        "--sampler", help="tpe, random or grid.")] = "tpe",
+    seed: Annotated[int, typer.Option("--seed", help="The sampler's seed.")] = 0,
+    cv: Annotated[Optional[int], typer.Option(
+        "--cv", min=2, help="Score each trial by K-fold cross-validation.")] = None,
+    study: Annotated[Optional[str], typer.Option(
+        "--study", help="Study name (default: the config's file name).")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="Study folder (default: runs/tune-<study>).")] = None,
+    no_prune: Annotated[bool, typer.Option(
+        "--no-prune", help="Train every trial to the end (no median pruning).")] = False,
+    set_: Annotated[Optional[List[str]], typer.Option(
+        "--set", metavar="KEY=VALUE", help=_overrides_help())] = None,
+    debug: DebugOption = False,
+):
+    """Search hyperparameters: train the config many times over a search space.
+
+    The study is stored (SQLite in the study folder by default), so rerunning
+    the command continues it; a trial killed mid-way is retried. The study
+    folder gets trials.csv, best.yaml (`micrograd train best.yaml` reproduces
+    the best trial) and best/ (a run folder for eval and predict).
+    """
+    _debug(debug)
+    with _errors():
+        from rich.table import Table
+
+        from micrograd.model_selection.tune import tune as run_tune
+
+        console = _console()
+        result = run_tune(config, space, overrides_=set_ or [], trials=trials, timeout=timeout,
+                          workers=workers, storage=storage, sampler=sampler, seed=seed, cv=cv,
+                          study_name=study, study_dir=out, prune=not no_prune,
+                          log=lambda line: console.print(line, markup=False, highlight=False,
+                                                            soft_wrap=True))
+        counted = [r for r in result.trials if r["state"] in ("COMPLETE", "PRUNED")]
+        table = Table(title=f"study {result.study_name}: top trials ({result.direction})")
+        for name in ("trial", "value", *[k for k in (result.best or {}) if "." in k], "seconds"):
+            table.add_column(name, justify="right")
+        for row in result.leaderboard:
+            table.add_row(str(row["number"]), f"{row['value']:.6g}",
+                          *[_cell(row[k]) for k in row if "." in k], _cell(row["seconds"]))
+        console.print(table)
+        pruned = sum(r["state"] == "PRUNED" for r in counted)
+        console.print(f"{len(counted)} trials ({pruned} pruned), {result.ran} run now; study "
+                      f"folder {relative(str(result.study_dir))}: trials.csv, best.yaml, best/",
+                      markup=False, highlight=False, soft_wrap=True)
+
+
+def _cell(value) -> str:
+    return "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 # ------------------------------------------------------------------ summary
 
 
