@@ -36,11 +36,20 @@ def _type_shorthand(value):
 
 
 class SplitConfig(Strict):
-    """Fractions of the samples in each split; they must sum to 1."""
+    """Fractions of the samples in each split; they must sum to 1.
+
+    ``folds``, ``fold`` and ``repeat`` are set by ``micrograd cv`` (through
+    overrides), not written in configs: the test split stays the plain one, the
+    train+val samples are cut into ``folds`` stratified folds (seeded by the
+    data seed + ``repeat``), fold ``fold`` validates and the others train.
+    """
 
     train: Probability = 0.8
     val: Probability = 0.1
     test: Probability = 0.1
+    folds: Optional[Annotated[int, Field(ge=2)]] = None
+    fold: Optional[Annotated[int, Field(ge=0)]] = None
+    repeat: Annotated[int, Field(ge=0)] = 0
 
     @model_validator(mode="after")
     def _sum_to_one(self):
@@ -49,10 +58,19 @@ class SplitConfig(Strict):
             raise ValueError(f"train + val + test must be 1, got {total:g}")
         if self.train == 0:
             raise ValueError("the train fraction must be above 0")
+        if (self.folds is None) != (self.fold is None):
+            raise ValueError("folds and fold go together (cross-validation sets both)")
+        if self.folds is not None and self.fold >= self.folds:
+            raise ValueError(f"fold is 0..{self.folds - 1} for {self.folds} folds, "
+                             f"got {self.fold}")
+        if self.folds is None and self.repeat:
+            raise ValueError("repeat applies to cross-validation folds (set folds and fold)")
         return self
 
     def fractions(self):
-        return (self.train, self.val, self.test)
+        from micrograd.data.splits import Fractions
+
+        return Fractions((self.train, self.val, self.test), self.folds, self.fold, self.repeat)
 
 
 class SyntheticData(Strict):
