@@ -5,6 +5,7 @@
     micrograd predict --input 11
     micrograd summary configs/mnist_cnn.yaml
     micrograd data configs/sentiment.yaml
+    micrograd cv configs/house_prices.yaml --folds 5
 
 Start-up imports nothing heavy (the engine, NumPy-based data code and
 torchvision are imported inside each command) so that `micrograd --help`
@@ -323,6 +324,105 @@ def tune(
 
 def _cell(value) -> str:
     return "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+# ------------------------------------------------------------------ cv
+
+
+@app.command()
+def cv(
+    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    folds: Annotated[int, typer.Option(
+        "--folds", "-k", min=2, help="K: the train+val samples are cut into K folds; each "
+        "validates once.")] = 5,
+    repeats: Annotated[int, typer.Option(
+        "--repeats", min=1, help="Repeat with other folds (seeded by the data seed + "
+        "repeat).")] = 1,
+    workers: Annotated[int, typer.Option(
+        "--workers", min=1, help="Folds trained at once, one process each.")] = 1,
+    set_: Annotated[Optional[List[str]], typer.Option(
+        "--set", metavar="KEY=VALUE", help=_overrides_help())] = None,
+    json_path: Annotated[Optional[Path], typer.Option(
+        "--json", help="Also write the results as JSON to this file; - prints only the "
+        "JSON, to standard output.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace an earlier run in output.dir.")] = False,
+    debug: DebugOption = False,
+):
+    """Cross-validate a config: one training run per fold, then each validation
+    figure's mean and standard deviation over the folds.
+
+    The test split stays the plain run's and is used by no fold; preprocessing
+    is fitted on each fold's train part only. The run folder (output.dir, or a
+    new runs/<config>-cv-<time>) gets cv.csv and one sub-run per fold
+    (fold-<repeat>-<fold>). Ctrl-C stops every fold after it saves.
+    """
+    _debug(debug)
+    with _errors():
+        from micrograd.config.loader import load_config
+        from micrograd.model_selection import CVInterrupted, cross_validate
+
+        cfg = load_config(config, set_ or [])
+        only_json = json_path is not None and str(json_path) == "-"
+        console = _console()
+        total = folds * repeats
+
+        def finished(fold):
+            if not only_json:
+                console.print(f"fold {fold.fold + 1}/{folds} (repeat {fold.repeat}): "
+                              f"{_fold_figure(fold, cfg.train.monitor)}  "
+                              f"{relative(str(fold.run_dir))}", markup=False, highlight=False,
+                              soft_wrap=True)
+
+        if not only_json:
+            console.print(f"cross-validating {config.name}: {total} runs ({folds} folds"
+                          + (f" x {repeats} repeats" if repeats > 1 else "")
+                          + f") on {workers} worker{'s' if workers > 1 else ''}",
+                          markup=False, highlight=False)
+        try:
+            result = cross_validate(cfg, folds=folds, repeats=repeats, workers=workers,
+                                    name=config.stem, force=force, on_fold=finished)
+        except CVInterrupted as exc:
+            if _state["debug"]:
+                raise
+            _exiting()
+            _fail(str(exc), EXIT_INTERRUPTED)
+        report = result.to_dict()
+        if only_json:
+            typer.echo(json.dumps(report, indent=2))
+            return
+        console.print(_cv_table(result, config), soft_wrap=True)
+        console.print(f"{result.monitor}: {result.mean[result.monitor]:.4g} ± "
+                      f"{result.std[result.monitor]:.4g} over {total} folds\n"
+                      f"run folder: {relative(str(result.out_dir))} (cv.csv, one sub-run per "
+                      f"fold)", markup=False, highlight=False, soft_wrap=True)
+        if json_path is not None:
+            json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+            console.print(f"results written to {json_path}", highlight=False)
+
+
+def _fold_figure(fold, monitor: str) -> str:
+    key = f"val_{monitor}"
+    return f"{key} {fold.metrics.get(key, float('nan')):.4g} (best epoch {fold.epoch})"
+
+
+def _cv_table(result, config: Path):
+    """Fold rows, then the mean and the std of each validation figure."""
+    from rich.table import Table
+
+    names = list(result.mean)
+    table = Table(title=f"{config.name}: {len(result.folds)}-run cross-validation")
+    table.add_column("fold")
+    table.add_column("best epoch", justify="right")
+    for name in names:
+        table.add_column(name, justify="right")
+    for fold in result.folds:
+        table.add_row(fold.name, str(fold.epoch),
+                      *(f"{fold.metrics[n]:.4g}" if n in fold.metrics else "" for n in names))
+    table.add_section()
+    table.add_row("mean", "", *(f"{result.mean[n]:.4g}" for n in names))
+    table.add_row("± std", "", *(f"{result.std[n]:.2g}" for n in names))
+    return table
 
 
 # ------------------------------------------------------------------ summary

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .pipeline import PipelineError
+
 
 def _check_fractions(fractions):
     fractions = tuple(float(f) for f in fractions)
@@ -102,8 +104,8 @@ def _fold_split(parts, folds, fold, repeat, seed, stratify):
     if fold is None or not 0 <= fold < folds:
         raise ValueError(f"fold must be between 0 and {folds - 1}, got {fold}")
     if not 2 <= folds <= len(pool):
-        raise ValueError(f"{folds} folds need at least {folds} samples outside the test "
-                         f"split; there are {len(pool)}")
+        raise PipelineError(f"{folds} folds need at least {folds} samples outside the test "
+                            f"split; there are {len(pool)}")
     labels = None if stratify is None else np.asarray(stratify)[pool]
     train, val = kfold_indices(len(pool), folds, seed=seed + repeat, stratify=labels)[fold]
     return [pool[train], pool[val], test]

@@ -217,8 +217,12 @@ def cross_validate(config: Config, folds: int = 5, *, repeats: int = 1, workers:
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConfigError(f"cross-validation: {label} must be an integer >= {low}, got {value!r}")
     target = out_dir or config.output.dir
-    folder = (RunFolder.create(target, force=force) if target
-              else RunFolder.auto(f"{name}-cv"))
+    try:
+        folder = (RunFolder.create(target, force=force) if target
+                  else RunFolder.auto(f"{name}-cv"))
+    except RunFolderError as exc:  # a cross-validation is not resumed: only replaced
+        raise RunFolderError(str(exc).replace(f"Resume it (--resume {target}), replace it",
+                                              "Replace it")) from None
     plain = to_plain(config)
     tasks = [{"config": plain, "folds": folds, "fold": i, "repeat": r, "name": name,
               "run_dir": str(folder.path / f"fold-{r}-{i}"), "force": force}
