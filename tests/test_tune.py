@@ -151,3 +151,13 @@ def test_without_optuna_the_command_names_the_extra(tmp_path, monkeypatch):
     result = runner.invoke(app, ["tune", str(config), "--space", str(space)])
     assert result.exit_code == 2
     assert "pip install 'micrograd-trainer[tune]'" in result.output
+
+
+def test_cv_scores_each_trial_by_the_mean_over_folds(tmp_path):
+    config, space = setup(tmp_path)
+    study = tmp_path / "study"
+    tune(config, space, study, "--trials", "2", "--cv", "3")
+    assert len(counted(study)) == 2
+    assert sorted(p.name for p in (study / "trial-0").glob("fold-*")) == [
+        "fold-0-0", "fold-0-1", "fold-0-2"]
+    assert (study / "best.yaml").is_file()

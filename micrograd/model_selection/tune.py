@@ -382,20 +382,16 @@ def _cross_validate():
     try:
         from micrograd.model_selection.cv import cross_validate
     except ImportError:
-        raise ConfigError("--cv is not available yet: micrograd.model_selection.cv "
-                          "(cross-validation) is not installed in this version") from None
+        raise ConfigError("--cv needs micrograd.model_selection.cv (cross-validation), "
+                          "which this installation lacks") from None
     return cross_validate
 
 
 def _cv_value(config, folds: int, run_dir: Path, monitor: str) -> float:
-    result = _cross_validate()(config, folds=folds, repeats=1, workers=1, out_dir=run_dir)
-    for name in ("mean", "means", "summary"):
-        found = getattr(result, name, None)
-        if isinstance(found, dict):
-            for key in (f"val_{monitor}", monitor):
-                if key in found:
-                    return float(found[key])
-    raise ConfigError(f"cross-validation gave no mean of val_{monitor}")
+    """The mean over K folds of the monitored validation figure (folds in run_dir/fold-*)."""
+    result = _cross_validate()(config, folds=folds, repeats=1, workers=1, out_dir=run_dir,
+                               name=run_dir.name, force=True)
+    return float(result.score)
 
 
 # ------------------------------------------------------------------ workers
