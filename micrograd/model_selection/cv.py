@@ -26,8 +26,10 @@ import io
 import multiprocessing
 import os
 import signal
+import threading
 import traceback
 import warnings
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -165,6 +167,8 @@ def _fold_error(task: dict, record: dict) -> Exception:
 def _in_worker(task: dict) -> dict:
     """A fold in a worker process: SIGINT stops it (the trainer saves first); every
     failure comes back as a record, since not every exception survives pickling."""
+    if _stopping is not None and _stopping.is_set():
+        return {"skipped": True}  # queued before the stop, too late to cancel
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return _train_fold(task)
@@ -176,9 +180,14 @@ def _in_worker(task: dict) -> dict:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _worker_start() -> None:
+_stopping = None  # in a worker: the parent's Event, set when the folds must stop
+
+
+def _worker_start(stopping) -> None:
     """Workers leave the terminal's process group, so a Ctrl-C reaches only the parent,
     which hands each running fold exactly one SIGINT; idle, they ignore it."""
+    global _stopping
+    _stopping = stopping
     if hasattr(os, "setpgrp"):
         os.setpgrp()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -233,7 +242,8 @@ def cross_validate(config: Config, folds: int = 5, *, repeats: int = 1, workers:
         folder.start(f"{name}-cv")
         runner = _sequential if workers == 1 or len(tasks) == 1 else _parallel
         try:
-            runner(tasks, min(workers, len(tasks)), done, on_fold, folder.path)
+            with _sigterm_interrupts():
+                runner(tasks, min(workers, len(tasks)), done, on_fold, folder.path)
         except CVInterrupted:
             folder.finish("interrupted", folds_done=sorted(done))
             raise
@@ -249,6 +259,24 @@ def cross_validate(config: Config, folds: int = 5, *, repeats: int = 1, workers:
         folder.release()
         _put_back_latest(before, folder.path)
     return result
+
+
+@contextmanager
+def _sigterm_interrupts():
+    """SIGTERM (a batch scheduler's stop) stops the folds as Ctrl-C does, instead of
+    killing this process and leaving its workers behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 #: The name the tuner calls it by.
@@ -268,8 +296,9 @@ def _sequential(tasks, workers, done, on_fold, out_dir):
 
 def _parallel(tasks, workers, done, on_fold, out_dir):
     context = multiprocessing.get_context("spawn")
+    stopping = context.Event()
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                               initializer=_worker_start)
+                               initializer=_worker_start, initargs=(stopping,))
     futures = {}
     try:
         futures = {pool.submit(_in_worker, task): task for task in tasks}
@@ -279,22 +308,23 @@ def _parallel(tasks, workers, done, on_fold, out_dir):
             for future in sorted(finished, key=lambda f: tasks.index(futures[f])):
                 task, record = futures[future], future.result()
                 if "error" in record:
-                    _stop(pool, futures)
+                    _stop(pool, futures, stopping)
                     remote = _RemoteTraceback(record["traceback"])
                     raise _fold_error(task, record) from remote
                 if "interrupted" in record:  # a signal reached the worker, not us
                     raise KeyboardInterrupt
                 _collect(task, record, done, on_fold)
     except KeyboardInterrupt:
-        stopped = _stop(pool, futures)
+        stopped = _stop(pool, futures, stopping)
         raise _interrupted(out_dir, done, stopped) from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _stop(pool, futures) -> list:
+def _stop(pool, futures, stopping) -> list:
     """Cancel the folds not started; one SIGINT to each worker makes a running fold save
     and stop. Waits for them; returns (task, why) of the folds that stopped."""
+    stopping.set()  # a fold already queued to a worker returns without training
     for future in futures:
         future.cancel()
     _signal_workers(pool)
@@ -357,8 +387,8 @@ def _interrupted(out_dir, done, stopped) -> CVInterrupted:
     finished = ", ".join(f"fold-{r}-{i}" for r, i in sorted(done)) or "none"
     cut = ", ".join(Path(t["run_dir"]).name for t, _ in stopped) or "none"
     return CVInterrupted(f"cross-validation interrupted ({out_dir}): folds finished: "
-                         f"{finished}; stopped (saved, resumable with micrograd train "
-                         f"--resume): {cut}", out_dir=Path(out_dir),
+                         f"{finished}; stopped after saving: {cut} (each resumes alone: "
+                         f"micrograd train FOLD/config.yaml --resume FOLD)", out_dir=Path(out_dir),
                          done=[done[k] for k in sorted(done)])
 
 
