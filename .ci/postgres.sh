@@ -39,6 +39,7 @@ port_is_free() {
     python3 - "$1" <<'EOF'
 import socket, sys
 s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError:
@@ -72,6 +73,12 @@ if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
     exit 1
 fi
 
+major="$(basename "$(dirname "$bin")")"
+if [ -f "$datadir/PG_VERSION" ] && [ "$(cat "$datadir/PG_VERSION")" != "$major" ] \
+        && ! as_owner "$bin/pg_ctl" -D "$datadir" status >/dev/null 2>&1; then
+    say "$datadir holds a PostgreSQL $(cat "$datadir/PG_VERSION") cluster; making a $major one"
+    rm -rf "$datadir"
+fi
 if [ ! -f "$datadir/PG_VERSION" ]; then
     say "creating a cluster in $datadir"
     rm -rf "$datadir"
