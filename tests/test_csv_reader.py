@@ -396,3 +396,11 @@ def test_row_groups_on_codes_and_text_agree():
     # the same partition of the rows, whatever the group numbers
     pairs = set(zip(by_text.tolist(), by_code.tolist()))
     assert len(pairs) == len(set(by_text.tolist())) == len(set(by_code.tolist()))
+
+
+@needs_pyarrow
+def test_a_header_whose_quote_opens_after_a_literal_quote_is_left_to_the_stdlib_reader():
+    """`1","` has an even count of quotes, but the stdlib reader opens a quoted field at
+    the second one, so the header runs on: found by the property test above."""
+    assert _read_csv_fast('1","\n,') is None
+    assert isinstance(stdlib_or_error('1","\n,'), DataError)

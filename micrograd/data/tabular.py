@@ -739,10 +739,16 @@ def _arrow_table(text):
     end = text.find("\n")
     if end < 0 or ("\r" in text and text.count("\r") != text.count("\r\n")):
         return None
-    first = text[:end].removesuffix("\r")
-    if first.count('"') % 2:
-        return None  # a quoted header name over several lines
-    header = [h.strip() for h in next(csv.reader([first]), [])]
+    # The header as the stdlib reader sees it; one spanning lines (a quote opened
+    # after a comma, even behind a literal quote as in `1","`) is left to it.
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+    except csv.Error:
+        return None
+    if header is None or reader.line_num != 1:
+        return None
+    header = [h.strip() for h in header]
     if not any(header) or len(set(header)) != len(header):
         return None
     if text.startswith("\ufeff", end + 1):
