@@ -14,7 +14,7 @@ import json
 import numpy as np
 
 from micrograd.checkpoint import CheckpointError
-from micrograd.config.loader import ConfigError, to_plain
+from micrograd.config.loader import ConfigError, to_plain, validate
 from micrograd.config.schema import Config
 
 #: Config keys that may change when a run is resumed (data paths may move: the
@@ -38,6 +38,12 @@ def _flatten(data, prefix="") -> dict:
 
 
 def _check_same_config(config: Config, stored: dict, path) -> None:
+    # The stored config through today's schema: a key added since (with its default)
+    # is not a difference.
+    try:
+        stored = to_plain(validate(stored))
+    except ConfigError:
+        pass
     now, then = _flatten(to_plain(config)), _flatten(stored)
     differ = [k for k in sorted(set(now) | set(then))
               if now.get(k, "<absent>") != then.get(k, "<absent>")

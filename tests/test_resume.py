@@ -215,3 +215,18 @@ def test_cli_resume_continues_the_same_run_folder(tmp_path):
     result = invoke(["train", "c.yaml", "--resume", "missing"], tmp_path)
     assert result.exit_code == 1 and "does not exist" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_checkpoint_from_before_a_config_key_was_added_still_resumes(tmp_path):
+    """data.splits.folds/fold/repeat came with cross-validation: a stored config
+    without them (an older run's) is the same config, not a different one."""
+    cfg = config(tmp_path / "old", epochs=3)
+    train(cfg)
+    meta, arrays = load_checkpoint(tmp_path / "old" / "checkpoint.npz")
+    for key in ("folds", "fold", "repeat"):
+        meta["config"]["data"]["splits"].pop(key)
+    for key in ("format_version", "micrograd_version"):
+        meta.pop(key)
+    save_checkpoint(tmp_path / "old" / "checkpoint.npz", meta, arrays)
+    resumed = train(config(tmp_path / "old", epochs=5), resume=tmp_path / "old")
+    assert len(resumed.history) == 5
