@@ -56,9 +56,10 @@ def test_two_processes_share_one_study_through_postgresql(tmp_path, storage):
     space = tmp_path / "space.yaml"
     space.write_text("optimizer.lr: {type: float, low: 0.001, high: 0.02, log: true}\n")
     study = f"test-postgres-{uuid.uuid4().hex[:12]}"
+    procs = []
     try:
-        procs = [_tune(config, space, tmp_path / f"machine-{i}", study, tmp_path)
-                 for i in (1, 2)]
+        procs += [_tune(config, space, tmp_path / f"machine-{i}", study, tmp_path)
+                  for i in (1, 2)]
         outputs = [p.communicate(timeout=300)[0] for p in procs]
         for p, out in zip(procs, outputs):
             assert p.returncode == 0, out
@@ -84,6 +85,10 @@ def test_two_processes_share_one_study_through_postgresql(tmp_path, storage):
         # ends first may see the other's last trial still running.
         assert any(f"\n{TRIALS} trials (0 pruned)" in out for out in outputs), outputs
     finally:
+        for p in procs:  # still running only when the test failed early
+            if p.poll() is None:
+                p.kill()
+                p.wait()
         try:
             optuna.delete_study(study_name=study, storage=storage)
         except KeyError:  # never created: the processes failed before it
