@@ -201,9 +201,10 @@ def test_a_failing_fold_is_named(tmp_path):
     with pytest.raises(PipelineError, match=r"fold 0 of 11 \(repeat 0, .*fold-0-0\): 11 folds"):
         cross_validate(config, folds=11, out_dir=tmp_path / "cv")
     assert json.loads((tmp_path / "cv" / "run.json").read_text())["status"] == "failed"
-    with pytest.raises(PipelineError, match="fold 0 of 11") as caught:
+    # In parallel, every fold fails; whichever a worker reports first is named.
+    with pytest.raises(PipelineError, match=r"fold \d+ of 11") as caught:
         cross_validate(config, folds=11, workers=2, out_dir=tmp_path / "cv2")
-    assert caught.value.fold == 0
+    assert str(caught.value).startswith(f"fold {caught.value.fold} of 11")
 
 
 # ------------------------------------------------------------------ the command

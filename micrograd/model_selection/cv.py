@@ -169,8 +169,8 @@ def _in_worker(task: dict) -> dict:
     failure comes back as a record, since not every exception survives pickling."""
     if _stopping is not None and _stopping.is_set():
         return {"skipped": True}  # queued before the stop, too late to cancel
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         return _train_fold(task)
     except KeyboardInterrupt as exc:
         return {"interrupted": str(exc) or "interrupted"}
@@ -306,7 +306,7 @@ def _parallel(tasks, workers, done, on_fold, out_dir):
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in sorted(finished, key=lambda f: tasks.index(futures[f])):
-                task, record = futures[future], future.result()
+                task, record = futures[future], _record(future)
                 if "error" in record:
                     _stop(pool, futures, stopping)
                     remote = _RemoteTraceback(record["traceback"])
@@ -336,13 +336,20 @@ def _stop(pool, futures, stopping) -> list:
         except KeyboardInterrupt:  # a second Ctrl-C: the folds stop at once
             _signal_workers(pool)
     for future in running:
-        try:
-            record = future.result()
-        except Exception as exc:  # a worker that died
-            record = {"interrupted": str(exc)}
+        record = _record(future)
         if "interrupted" in record:
             stopped.append((futures[future], record["interrupted"]))
     return stopped
+
+
+def _record(future) -> dict:
+    """A fold's record; a worker that died, or whose SIGINT landed outside the fold
+    (the executor then hands the KeyboardInterrupt back as the future's exception, and
+    result() would raise it here, in the parent), counts as interrupted."""
+    try:
+        return future.result()
+    except BaseException as exc:  # noqa: B036 - KeyboardInterrupt is a worker's here
+        return {"interrupted": str(exc) or type(exc).__name__}
 
 
 def _signal_workers(pool) -> None:
