@@ -15,8 +15,9 @@ and a rerun runs only the missing trials. A trial left running by a process
 that died (kill -9, a lost machine) is marked failed and retried with the same
 parameters, by a process-liveness check on this machine and by optuna's
 heartbeat elsewhere; it never counts twice. Each process reseeds its sampler
-from the study's seed and the count of finished trials, so an interrupted and
-resumed serial study samples what an uninterrupted one does.
+from the study's seed and the count of trials that count (running ones
+included), so workers draw different values and an interrupted and resumed
+serial study samples what an uninterrupted one does.
 
 Each trial trains into ``<study>/trial-<number>/``; at the end the study folder
 holds ``trials.csv``, ``best.yaml`` (the best trial's full resolved config:
@@ -149,16 +150,27 @@ def tune(config_path, space_path, *, overrides_=(), trials: int = 20,
     return result
 
 
-def _storage(url: str):
+def _storage(url: str, attempts: int = 5):
+    """The study store. Machines starting on an empty database at the same moment race
+    to create its tables (optuna#1092: "type ... already exists"): the loser retries,
+    and then finds them."""
     optuna = _optuna()
     engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
     beat = dict(heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS)
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine, **beat,
-                                          heartbeat_stale_trial_callback=_retry_callback())
-    except TypeError:  # optuna < 4.9 names it failed_trial_callback
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine, **beat,
-                                          failed_trial_callback=_retry_callback())
+    for attempt in range(attempts):
+        try:
+            try:
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine, **beat,
+                    heartbeat_stale_trial_callback=_retry_callback())
+            except TypeError:  # optuna < 4.9 names it failed_trial_callback
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine, **beat,
+                                                  failed_trial_callback=_retry_callback())
+        except Exception as exc:  # SQLAlchemy's ProgrammingError / IntegrityError
+            if attempt == attempts - 1 or "already exists" not in str(exc).lower() and \
+                    "duplicate" not in str(exc).lower():
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def _check_same_study(study, space: SearchSpace, monitor, direction, sampler, seed, url):
@@ -208,13 +220,19 @@ def _run_trials(spec: dict, log=None) -> None:
             live = _live(study)
             if len(live) >= spec["trials"]:
                 return
-            done = sum(1 for t in live if t.state != TrialState.RUNNING)
-            study.sampler = _sampler(spec["sampler"], spec["seed"] + done, space)
+            # Seeded by the count of trials that count, running ones included: unique
+            # per ask under the lock (two workers used to draw the same values while
+            # their first trials ran), and in a resumed serial study the same as in an
+            # uninterrupted one (a killed trial is failed, and retried with its values).
+            study.sampler = _sampler(spec["sampler"], spec["seed"] + len(live), space)
             study.pruner = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
                             if spec["prune"] else optuna.pruners.NopPruner())
             trial = study.ask()
-            trial.set_user_attr("host", HOST)
+            # pid before host: another process fails a trial of this host whose pid
+            # is dead, and must never see the host without the pid.
             trial.set_user_attr("pid", os.getpid())
+            trial.set_user_attr("host", HOST)
+
         # Another machine may have asked at the same moment: the lower numbers win.
         earlier = [t for t in _live(study) if t.number < trial.number]
         if len(earlier) >= spec["trials"]:
@@ -241,7 +259,8 @@ def _fail_dead(study, storage, retry) -> None:
     from optuna.trial import TrialState
 
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if t.user_attrs.get("host") == HOST and not _alive(t.user_attrs.get("pid")):
+        pid = t.user_attrs.get("pid")
+        if t.user_attrs.get("host") == HOST and isinstance(pid, int) and not _alive(pid):
             try:
                 if storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
                     retry(study, storage.get_trial(t._trial_id))
