@@ -161,3 +161,29 @@ def test_cv_scores_each_trial_by_the_mean_over_folds(tmp_path):
     assert sorted(p.name for p in (study / "trial-0").glob("fold-*")) == [
         "fold-0-0", "fold-0-1", "fold-0-2"]
     assert (study / "best.yaml").is_file()
+
+
+def test_a_layer_count_is_searched_as_a_choice_of_layer_lists(tmp_path):
+    """model.layers names a section: its choices are whole layer lists, so a search can
+    vary how many hidden layers there are; best.yaml holds the chosen list."""
+    import yaml
+
+    config, _ = setup(tmp_path)
+    one = [{"type": "linear", "out_features": 8}, {"type": "relu"},
+           {"type": "linear", "out_features": 2}]
+    two = one[:2] + [{"type": "linear", "out_features": 8}, {"type": "relu"}] + one[2:]
+    space = tmp_path / "layers.yaml"
+    space.write_text(yaml.safe_dump({"model.layers": [one, two]}))
+    study = tmp_path / "study"
+    tune(config, space, study, "--trials", "6", "--sampler", "random", "--seed", "0",
+         "--no-prune")
+    done = counted(study)
+    assert len(done) == 6 and {len(yaml.safe_load(r["model.layers"])) for r in done} <= {3, 5}
+    best = yaml.safe_load((study / "best.yaml").read_text())["model"]["layers"]
+    assert [layer["type"] for layer in best] in ([layer["type"] for layer in one],
+                                                 [layer["type"] for layer in two])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"model.layers": [[{"type": "linaer", "out_features": 2}]]}))
+    result = runner.invoke(app, ["tune", str(config), "--space", str(bad), "--out",
+                                 str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "model.layers" in result.output, result.output

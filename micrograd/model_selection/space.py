@@ -80,17 +80,30 @@ class IntParam(_Param):
         return [self.low, self.low + (self.high - self.low) // self.step * self.step]
 
 
-Choice = Union[StrictBool, StrictInt, StrictFloat, str, None]
+Choice = Union[StrictBool, StrictInt, StrictFloat, str, None, list, dict]
 
 
 class CategoricalParam(_Param):
-    """One of ``choices`` (strings, numbers, booleans or null)."""
+    """One of ``choices``: strings, numbers, booleans or null, or whole sections (a
+    list of layers, a mapping) for a key path that names a section, which is how a
+    search varies the number of layers: ``model.layers: [[...], [...]]``."""
 
     type: Literal["categorical"]
     choices: Annotated[list[Choice], Field(min_length=1)]
 
     def values(self):
         return list(self.choices)
+
+    @property
+    def structured(self) -> bool:
+        return any(isinstance(c, (list, dict)) for c in self.choices)
+
+    def options(self) -> list:
+        """The choices as optuna takes them: sections as their JSON text."""
+        return [json.dumps(c) for c in self.choices] if self.structured else list(self.choices)
+
+    def decode(self, option):
+        return json.loads(option) if self.structured else option
 
 
 def _check_bounds(low, high):
@@ -116,7 +129,7 @@ class SearchSpace(RootModel[dict[str, Param]]):
         grid = {}
         for key, p in self.root.items():
             if isinstance(p, CategoricalParam):
-                grid[key] = list(p.choices)
+                grid[key] = p.options()
             elif isinstance(p, IntParam) and not p.log:
                 grid[key] = list(range(p.low, p.high + 1, p.step))
             elif isinstance(p, FloatParam) and p.step is not None:
@@ -135,8 +148,14 @@ class SearchSpace(RootModel[dict[str, Param]]):
             elif isinstance(p, IntParam):
                 out[key] = trial.suggest_int(key, p.low, p.high, step=p.step, log=p.log)
             else:
-                out[key] = trial.suggest_categorical(key, p.choices)
+                out[key] = p.decode(trial.suggest_categorical(key, p.options()))
         return out
+
+    def decode(self, params: dict) -> dict:
+        """A trial's stored parameters as config values (sections back from their JSON)."""
+        return {key: (self.root[key].decode(value)
+                      if isinstance(self.root.get(key), CategoricalParam) else value)
+                for key, value in params.items()}
 
 
 def overrides(values: dict) -> list[str]:
@@ -220,7 +239,8 @@ def check_against(space: SearchSpace, config_path, config_overrides, source: str
     for key, param in space.params.items():
         line = _key_line(tree, key)
         at = f"{source}, line {line}" if line else source
-        missing = _missing(plain, key)
+        section = isinstance(param, CategoricalParam) and param.structured
+        missing = _missing(plain, key, section_ok=section)
         if missing:
             problems.append(f"{key} [{at}]: {missing}")
             continue
@@ -240,7 +260,7 @@ def check_against(space: SearchSpace, config_path, config_overrides, source: str
         raise ConfigError("\n".join([head] + [f"  - {p}" for p in problems[:20]]))
 
 
-def _missing(plain, key: str) -> Optional[str]:
+def _missing(plain, key: str, section_ok: bool = False) -> Optional[str]:
     """Why ``key`` names nothing in the config's plain data, or None when it names a value."""
     node, walked = plain, []
     for part in key.split("."):
@@ -260,6 +280,6 @@ def _missing(plain, key: str) -> Optional[str]:
         else:
             return f"{here} is a value, not a section: '{_short(part)}' is not in it"
         walked.append(part)
-    if isinstance(node, (dict, list)):
+    if isinstance(node, (dict, list)) and not section_ok:
         return f"{key} is a section of the config, not a value; name a key inside it"
     return None

@@ -121,7 +121,13 @@ def tune(config_path, space_path, *, overrides_=(), trials: int = 20,
             raise ConfigError(f"--cv {cv}: cross-validation needs at least 2 folds")
     config = load_config(config_path, list(overrides_))
     space = load_space(space_path, config_path, list(overrides_))
-    if sampler == "grid" and space.grid() is None:
+    grid = space.grid()
+    if sampler == "grid" and grid is not None:
+        size = 1
+        for values in grid.values():
+            size *= len(values)
+        trials = min(trials, size)  # every point once
+    if sampler == "grid" and grid is None:
         raise ConfigError(f"--sampler grid: every parameter of {space_path} must be categorical "
                           "or have a step (an int without log, or a float with step)")
     optuna = _optuna()
@@ -145,7 +151,7 @@ def tune(config_path, space_path, *, overrides_=(), trials: int = 20,
             _run_workers(spec, workers)
     finally:
         study = optuna.load_study(study_name=name, storage=_storage(url))
-        result = write_results(study, folder, config_path, overrides_, log)
+        result = write_results(study, folder, config_path, overrides_, log, space=space)
     result.ran = _counted(study) - before
     return result
 
@@ -237,7 +243,7 @@ def _run_trials(spec: dict, log=None) -> None:
         earlier = [t for t in _live(study) if t.number < trial.number]
         if len(earlier) >= spec["trials"]:
             trial.set_user_attr("surplus", True)
-            study.tell(trial, state=TrialState.FAIL)
+            _tell(study, trial, state=TrialState.FAIL)
             return
         _one_trial(study, trial, space, config, spec, retry, log)
         gc.collect()
@@ -356,19 +362,30 @@ def _one_trial(study, trial, space: SearchSpace, base_config, spec, retry, log) 
         trial.set_user_attr("diverged", True)
         state = TrialState.PRUNED
     except (KeyboardInterrupt, TrainingInterrupted):
-        study.tell(trial, state=TrialState.FAIL)
+        _tell(study, trial, state=TrialState.FAIL)
         retry(study, study._storage.get_trial(trial._trial_id))
         raise
     except BaseException as exc:
         trial.set_user_attr("error", str(exc)[:500])
-        study.tell(trial, state=TrialState.FAIL)
+        _tell(study, trial, state=TrialState.FAIL)
         raise
     seconds = time.perf_counter() - start
     trial.set_user_attr("seconds", round(seconds, 3))
-    study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+    _tell(study, trial, value if state == TrialState.COMPLETE else None, state=state)
     shown = f"{value:.6g}" if value is not None else state.name.lower()
     log(f"trial {trial.number}  {monitor} {shown}  "
         + "  ".join(f"{k}={_fmt(v)}" for k, v in values.items()) + f"  {seconds:.1f}s")
+
+
+def _tell(study, trial, value=None, state=None) -> None:
+    """study.tell; a grid sampler whose grid is now covered calls study.stop(), which
+    optuna allows only inside optimize(): the trial is told all the same, and the
+    study's total (capped at the grid's size) ends the loop."""
+    try:
+        study.tell(trial, value, state=state)
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
 
 
 def _fmt(value) -> str:
@@ -452,8 +469,10 @@ def _run_workers(spec: dict, workers: int) -> None:
 # ------------------------------------------------------------------ results
 
 
-def write_results(study, folder: Path, config_path, overrides_=(), log=None) -> TuneResult:
-    """trials.csv, best.yaml and best/ in the study folder, from the storage."""
+def write_results(study, folder: Path, config_path, overrides_=(), log=None,
+                  space: Optional[SearchSpace] = None) -> TuneResult:
+    """trials.csv, best.yaml and best/ in the study folder, from the storage (``space``
+    turns a sampled section, stored as its JSON text, back into config values)."""
     from optuna.trial import TrialState
 
     trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")
@@ -488,8 +507,9 @@ def write_results(study, folder: Path, config_path, overrides_=(), log=None) -> 
             atomic_write_bytes(folder / "best.yaml", (trial_dir / "config.yaml").read_bytes())
             _copy_run(trial_dir, folder / "best")
         else:  # a cross-validated trial: its config, rebuilt from the overrides
+            values = {k: best[k] for k in keys if best.get(k) is not None}
             config = load_config(config_path, list(overrides_) + overrides(
-                {k: best[k] for k in keys if best.get(k) is not None}))
+                space.decode(values) if space is not None else values))
             atomic_write_bytes(folder / "best.yaml", dump_yaml(config).encode("utf-8"))
     return result
 
