@@ -187,3 +187,13 @@ def test_a_layer_count_is_searched_as_a_choice_of_layer_lists(tmp_path):
     result = runner.invoke(app, ["tune", str(config), "--space", str(bad), "--out",
                                  str(tmp_path / "nope")])
     assert result.exit_code == 2 and "model.layers" in result.output, result.output
+
+
+def test_a_grid_search_visits_every_point_once(tmp_path):
+    config, _ = setup(tmp_path, epochs=2)
+    space = tmp_path / "grid.yaml"
+    space.write_text("optimizer.lr: [0.001, 0.01, 0.1]\nmodel.layers.0.out_features: [4, 8]\n")
+    study = tmp_path / "study"
+    tune(config, space, study, "--trials", "10", "--sampler", "grid", "--no-prune")
+    points = [(r["optimizer.lr"], r["model.layers.0.out_features"]) for r in counted(study)]
+    assert len(points) == 6 and len(set(points)) == 6  # the total capped at the grid

@@ -230,7 +230,10 @@ def _run_trials(spec: dict, log=None) -> None:
             # per ask under the lock (two workers used to draw the same values while
             # their first trials ran), and in a resumed serial study the same as in an
             # uninterrupted one (a killed trial is failed, and retried with its values).
-            study.sampler = _sampler(spec["sampler"], spec["seed"] + len(live), space)
+            # (A grid sampler keeps the study's seed: it orders the grid by its seed,
+            # and each trial's grid point is an index into that order.)
+            seed = spec["seed"] + (0 if spec["sampler"] == "grid" else len(live))
+            study.sampler = _sampler(spec["sampler"], seed, space)
             study.pruner = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
                             if spec["prune"] else optuna.pruners.NopPruner())
             trial = study.ask()
