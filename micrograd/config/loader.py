@@ -315,14 +315,20 @@ def _resolve_paths(data: dict, base: Path, only=None, source: str = "config"):
             sec[key] = _resolve(value, base, where, source)
 
 
+def read_yaml(path):
+    """A config-like YAML file as (plain data, node tree with line numbers), with this
+    loader's checks (size, encoding, duplicate keys, aliases); ConfigError otherwise."""
+    text = _read_config(path)
+    try:
+        return _yaml_tree(text, str(path))
+    except yaml.YAMLError as exc:
+        raise ConfigError(_yaml_problem(exc, text, str(path))) from None
+
+
 def load_config(path, overrides=()) -> Config:
     """Read, override and validate a config file; raise ConfigError on any problem."""
     path = Path(path)
-    text = _read_config(path)
-    try:
-        data, tree = _yaml_tree(text, str(path))
-    except yaml.YAMLError as exc:
-        raise ConfigError(_yaml_problem(exc, text, str(path))) from None
+    data, tree = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: expected a mapping with sections data, model, loss, optimizer, train; "

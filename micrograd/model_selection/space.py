@@ -22,12 +22,11 @@ import math
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool, StrictFloat, \
     StrictInt, ValidationError, model_validator
 
-from micrograd.config.loader import (ConfigError, MAX_ECHO, _line_of, _read_config, _short,
-                                     _yaml_problem, _yaml_tree, load_config, to_plain)
+from micrograd.config.loader import (ConfigError, MAX_ECHO, _line_of, _short, load_config,
+                                     read_yaml, to_plain)
 
 __all__ = ["FloatParam", "IntParam", "CategoricalParam", "SearchSpace", "load_space"]
 
@@ -170,11 +169,7 @@ def load_space(path, config_path=None, config_overrides=()) -> SearchSpace:
     """Read and validate a space file; with ``config_path``, also check every key path and
     bound against that config. Raises ConfigError naming the line."""
     path = Path(path)
-    text = _read_config(path)
-    try:
-        data, tree = _yaml_tree(text, str(path))
-    except yaml.YAMLError as exc:
-        raise ConfigError(_yaml_problem(exc, text, str(path))) from None
+    data, tree = read_yaml(path)
     if not isinstance(data, dict) or not data:
         raise ConfigError(f"{path}: expected a mapping of config key paths to distributions, "
                           "e.g. 'optimizer.lr: {type: float, low: 1e-4, high: 1e-1, log: true}'.")
