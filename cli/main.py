@@ -687,5 +687,34 @@ def _format_prediction(res: dict, top: int) -> str:
     return "  ".join(f"{name} ({p:.3f})" for name, p in res["top"])
 
 
+# ------------------------------------------------------------------ export
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[Optional[Path], typer.Argument(
+        help="Checkpoint (.npz) or run folder; default: the latest run.")] = None,
+    format_: Annotated[str, typer.Option(
+        "--format", help="safetensors (weights for PyTorch) or onnx (the graph, "
+                         "preprocessing folded in where linear).")] = "safetensors",
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="File to write; default: model.<format> beside the checkpoint.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace an existing output file.")] = False,
+    debug: DebugOption = False,
+):
+    """Export a trained model: safetensors weights with PyTorch's names, or an ONNX graph."""
+    _debug(debug)
+    with _errors():
+        from micrograd.export import export_checkpoint
+        from micrograd.run import find_checkpoint
+
+        path, notes = export_checkpoint(find_checkpoint(checkpoint), format_, output,
+                                        force=force)
+        typer.echo(f"wrote {relative(str(path))}")
+        for note in notes:
+            typer.echo(note)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

@@ -1,0 +1,271 @@
+"""A trained model out to other tools: ``safetensors`` weights for PyTorch, an ONNX graph.
+
+    path, notes = export_checkpoint("runs/mnist/best.npz", "onnx")
+
+- ``safetensors``: the model's state dict under PyTorch's names and shapes
+  (floats as float32, ``num_batches_tracked`` as int64), so that
+  ``torch.nn.Sequential`` of the same layers loads it with ``strict=True``.
+- ``onnx``: the model's graph at opset 17 with a dynamic batch axis, the
+  input preprocessing folded in where it is linear (``notes`` says what was
+  and what was not).
+
+Both read the checkpoint alone (:func:`micrograd.run.restore`). The extra
+packages (safetensors, onnx) are imported only here, when an export runs; a
+missing one is an :class:`ExportError` naming ``pip install
+'micrograd-trainer[export]'``. An output file is written atomically and never
+replaces a file unless ``force`` is given.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from micrograd.config.loader import ConfigError
+
+FORMATS = {"safetensors": ".safetensors", "onnx": ".onnx"}
+OPSET = 17
+INSTALL = "pip install 'micrograd-trainer[export]'"
+
+
+class ExportError(ConfigError):
+    """An export that cannot be made as asked (format, output path, layer, missing extra)."""
+
+
+def export_checkpoint(checkpoint, fmt: str, output=None, *, force: bool = False):
+    """Write the checkpoint's model as ``fmt``; returns (the path written, notes).
+
+    ``output`` defaults to ``model.safetensors`` / ``model.onnx`` beside the
+    checkpoint. An existing file there is refused unless ``force``.
+    """
+    from micrograd.run import restore
+
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    _require(fmt)  # before reading the checkpoint: a missing extra is the first thing to say
+    checkpoint = Path(checkpoint)
+    out = Path(output) if output is not None else checkpoint.parent / f"model{FORMATS[fmt]}"
+    if out.is_dir():
+        raise ExportError(f"--output {out} is a folder; give a file path")
+    if out.exists() and not force:
+        raise ExportError(f"{out} already exists; choose another --output, or --force to "
+                          f"replace it")
+    restored = restore(checkpoint)
+    if fmt == "safetensors":
+        data, notes = safetensors_bytes(restored), []
+    else:
+        model, notes = onnx_model(restored)
+        data = model.SerializeToString()
+    _write(out, data, force)
+    return out, notes
+
+
+def _require(fmt: str) -> None:
+    modules = {"safetensors": ["safetensors"], "onnx": ["onnx"]}[fmt]
+    for name in modules:
+        try:
+            __import__(name)
+        except ImportError:
+            raise ExportError(f"--format {fmt} needs the {name} package: "
+                              f"{INSTALL}") from None
+
+
+def _write(out: Path, data: bytes, force: bool) -> None:
+    """Write atomically: a temporary beside ``out``, then linked into place (which
+    fails if a file appeared there meanwhile) or, with ``force``, renamed over it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if force:
+            os.replace(tmp, out)
+        else:
+            try:
+                os.link(tmp, out)
+            except FileExistsError:
+                raise ExportError(f"{out} already exists; choose another --output, or --force "
+                                  f"to replace it") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# ------------------------------------------------------------------ safetensors
+
+
+def torch_state_dict(model) -> dict:
+    """The model's state dict as PyTorch keeps it: floats as float32, integer
+    buffers (``num_batches_tracked``) as int64."""
+    out = {}
+    for name, value in model.state_dict().items():
+        value = np.asarray(value)
+        dtype = np.int64 if value.dtype.kind in "iub" else np.float32
+        out[name] = np.ascontiguousarray(value.astype(dtype))
+    return out
+
+
+def safetensors_bytes(restored) -> bytes:
+    from safetensors.numpy import save
+
+    meta = {"format": "pt", "producer": "micrograd",
+            "layers": json.dumps([row.type for row in restored.rows]),
+            "input_shape": json.dumps(list(restored.pipeline.input_shape))}
+    return save(torch_state_dict(restored.model), metadata=meta)
+
+
+# ------------------------------------------------------------------ onnx
+
+
+class _Graph:
+    """Nodes and initializers in the making, with fresh value names."""
+
+    def __init__(self):
+        from onnx import helper, numpy_helper
+
+        self.helper, self.numpy_helper = helper, numpy_helper
+        self.nodes, self.initializers, self._n = [], [], 0
+
+    def const(self, name: str, value, dtype=np.float32) -> str:
+        self.initializers.append(self.numpy_helper.from_array(
+            np.ascontiguousarray(np.asarray(value, dtype=dtype)), name))
+        return name
+
+    def add(self, op: str, inputs: list, name: str, **attrs) -> str:
+        self._n += 1
+        out = f"{name}_out" if name else f"v{self._n}"
+        self.nodes.append(self.helper.make_node(op, inputs, [out], name=name or out, **attrs))
+        return out
+
+
+def onnx_model(restored):
+    """The checkpoint's model as an ``onnx.ModelProto`` (checked), and notes in words on
+    the preprocessing folded into it and what was left to the caller."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    g = _Graph()
+    state = torch_state_dict(restored.model)
+    x, in_shape, notes = _fold_preprocessing(g, restored.pipeline)
+    for row in restored.rows:
+        x = _layer(g, row, x, state)
+    g.nodes.append(helper.make_node("Identity", [x], ["output"], name="output"))
+    out_shape = ["batch", *map(int, restored.rows[-1].output_shape)]
+    graph = helper.make_graph(
+        g.nodes, "micrograd",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", *in_shape])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, out_shape)],
+        g.initializers)
+    from micrograd import __version__
+
+    model = helper.make_model(graph, producer_name="micrograd", producer_version=__version__,
+                              opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8  # opset 17's; runtimes from 2022 on read it
+    meta = {"preprocessing": " ".join(notes), "task": restored.pipeline.task}
+    if restored.pipeline.class_names:
+        meta["class_names"] = json.dumps(list(restored.pipeline.class_names))
+    helper.set_model_props(model, meta)
+    onnx.checker.check_model(model, full_check=True)
+    return model, notes
+
+
+def _fold_preprocessing(g: _Graph, pipeline):
+    """Graph input -> the model's input, for the linear part of the pipeline.
+    Returns (value name, raw input shape, notes)."""
+    kind = pipeline.kind
+    shape = [int(n) for n in pipeline.input_shape]
+    if kind == "array":
+        if pipeline.mean is None:
+            return "input", shape, ["input: the features as the model takes them (no scaling "
+                                    "was fitted)."]
+        x = g.add("Sub", ["input", g.const("input_mean", pipeline.mean)], "standardize_sub")
+        x = g.add("Div", [x, g.const("input_std", pipeline.std)], "standardize_div")
+        return x, shape, ["input: raw features; (x - mean) / std is in the graph."]
+    if kind == "image":
+        x = g.add("Sub", ["input", g.const("input_mean", pipeline.mean)], "normalize_sub")
+        x = g.add("Div", [x, g.const("input_std", pipeline.std)], "normalize_div")
+        return x, shape, [f"input: float pixels in [0, 1], shape (N, {', '.join(map(str, shape))});"
+                          f" (x - {pipeline.mean:g}) / {pipeline.std:g} is in the graph. Not "
+                          f"folded: scaling 0..255 pixels to [0, 1] (divide by 255 first)."]
+    if kind == "tabular" and "categorical" not in pipeline.kinds:
+        n = len(pipeline.columns)
+        x = g.add("Max", ["input", g.const("clip_low", pipeline.clip_low)], "clip_low")
+        x = g.add("Min", [x, g.const("clip_high", pipeline.clip_high)], "clip_high")
+        missing = g.add("IsNaN", ["input"], "is_missing")
+        x = g.add("Where", [missing, g.const("numeric_fill", pipeline.numeric_fill), x], "impute")
+        x = g.add("Sub", [x, g.const("center", pipeline.center)], "scale_sub")
+        x = g.add("Div", [x, g.const("scale", pipeline.scale)], "scale_div")
+        selected = getattr(pipeline, "_selected", None)
+        if selected is not None:
+            x = g.add("Gather", [x, g.const("selected", selected, np.int64)], "select", axis=1)
+        notes = [f"input: the {n} raw numeric columns in order ({', '.join(pipeline.columns)}),"
+                 f" NaN for a missing value; clipping, imputation and scaling are in the graph."]
+        if pipeline.task == "regression":
+            notes.append("Not folded: the output is in scaled target units "
+                         "(inverse_target: * target_std + target_mean"
+                         + (", then expm1" if pipeline.log_target else "") + ").")
+        return x, [n], notes
+    what = {"tabular": "one-hot encoding of categorical columns",
+            "text": "text vectorisation"}.get(kind, f"{kind} preprocessing")
+    return "input", shape, [f"input: the encoded features the model takes (shape "
+                            f"(N, {', '.join(map(str, shape))})). Not folded: {what}; apply "
+                            f"the pipeline (micrograd predict does) before the graph."]
+
+
+def _layer(g: _Graph, row, x: str, state: dict) -> str:
+    i, layer, kind = row.index, row.layer, row.type
+    name = f"{i}_{kind}"
+    param = lambda key: f"{i}.{key}"  # noqa: E731
+
+    def weight(key):
+        return g.const(param(key), state[param(key)])
+
+    if kind == "linear":
+        inputs = [x, weight("weight")] + ([weight("bias")] if param("bias") in state else [])
+        return g.add("Gemm", inputs, name, transB=1)
+    if kind == "conv2d":
+        inputs = [x, weight("weight")] + ([weight("bias")] if param("bias") in state else [])
+        ph, pw = _pair(layer.padding)
+        return g.add("Conv", inputs, name, kernel_shape=list(_pair(layer.kernel_size)),
+                     strides=list(_pair(layer.stride)), pads=[ph, pw, ph, pw])
+    if kind in ("maxpool2d", "avgpool2d"):
+        kernel = _pair(layer.kernel_size)
+        stride = kernel if layer.stride is None else _pair(layer.stride)
+        ph, pw = _pair(layer.padding)
+        attrs = dict(kernel_shape=list(kernel), strides=list(stride), pads=[ph, pw, ph, pw])
+        if kind == "avgpool2d":
+            attrs["count_include_pad"] = 1  # zero padding counts in the mean, as in micrograd
+        return g.add("MaxPool" if kind == "maxpool2d" else "AveragePool", [x], name, **attrs)
+    if kind == "flatten":
+        if layer.start_dim != 1 or layer.end_dim != -1:
+            raise ExportError(f"model.layers.{i} (flatten): only start_dim 1, end_dim -1 "
+                              f"export to ONNX, got {layer.start_dim}, {layer.end_dim}")
+        return g.add("Flatten", [x], name, axis=1)
+    if kind in ("relu", "sigmoid", "tanh"):
+        return g.add({"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}[kind], [x], name)
+    if kind in ("softmax", "log_softmax"):
+        op = "Softmax" if kind == "softmax" else "LogSoftmax"
+        return g.add(op, [x], name, axis=int(layer.dim))
+    if kind == "dropout":
+        return g.add("Identity", [x], name)  # evaluation: dropout passes its input on
+    if kind in ("batchnorm1d", "batchnorm2d"):
+        c = layer.num_features
+        scale = state.get(param("weight"), np.ones(c, np.float32))
+        bias = state.get(param("bias"), np.zeros(c, np.float32))
+        if param("running_mean") not in state:
+            raise ExportError(f"model.layers.{i} ({kind}): without running statistics "
+                              f"(track_running_stats=False) it has no evaluation form to export")
+        inputs = [x, g.const(param("weight"), scale), g.const(param("bias"), bias),
+                  weight("running_mean"), weight("running_var")]
+        return g.add("BatchNormalization", inputs, name, epsilon=float(layer.eps))
+    raise ExportError(f"model.layers.{i} ({kind}): ONNX export does not support this layer "
+                      f"yet; --format safetensors exports its weights")
+
+
+def _pair(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (int(value), int(value))

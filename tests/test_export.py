@@ -1,0 +1,187 @@
+"""micrograd export: safetensors weights that PyTorch loads strictly, ONNX graphs that
+onnxruntime runs, both giving micrograd's outputs. Each part is skipped without its
+packages (torch and safetensors; onnx and onnxruntime)."""
+import importlib.util
+
+import numpy as np
+import pytest
+
+from micrograd.build import build_model
+from micrograd.checkpoint import save_checkpoint
+from micrograd.config.loader import to_plain, validate
+from micrograd.data.array import ArrayPipeline
+from micrograd.data.images import ImagePipeline
+from micrograd.export import ExportError, export_checkpoint
+from micrograd.run import restore
+from micrograd.tensor import Tensor
+
+from conftest import run
+
+IMAGE = {"type": "mnist", "sample": True}
+FEATURES = {"type": "synthetic", "kind": "blobs", "n": 20, "standardize": True}
+
+CNN = [{"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1},
+       {"type": "batchnorm2d"}, {"type": "relu"}, {"type": "maxpool2d"},
+       {"type": "conv2d", "out_channels": 3, "kernel_size": 3, "stride": 1, "bias": False},
+       {"type": "relu"}, {"type": "avgpool2d", "kernel_size": 2},  # fused in micrograd
+       {"type": "avgpool2d", "kernel_size": 3, "stride": 1, "padding": 1},
+       {"type": "flatten"}, {"type": "dropout", "p": 0.3},
+       {"type": "linear", "out_features": 5}, {"type": "tanh"},
+       {"type": "linear", "out_features": 3, "bias": False}, {"type": "log_softmax"}]
+MLP = [{"type": "linear", "out_features": 6}, {"type": "batchnorm1d"}, {"type": "sigmoid"},
+       {"type": "dropout"}, {"type": "linear", "out_features": 2}, {"type": "softmax", "dim": 0}]
+CASES = {"cnn": (IMAGE, ImagePipeline((1, 12, 12), mean=0.3, std=0.7, class_names=list("abc")),
+                 CNN),
+         "mlp": (FEATURES, ArrayPipeline(4, "classification", ["p", "q"], mean=[1, -2, 0.5, 3],
+                                         std=[2, 0.5, 1, 4]), MLP)}
+
+
+def checkpoint(folder, case):
+    """A checkpoint of the case's model with random weights and running statistics."""
+    data, pipeline, layers = CASES[case]
+    config = validate({"data": data, "model": {"layers": layers}, "loss": "cross_entropy",
+                       "optimizer": {"type": "sgd", "lr": 0.1}})
+    model, _ = build_model(config, pipeline.input_shape)
+    rng = np.random.default_rng(0)
+    state = {}
+    for name, value in model.state_dict().items():
+        if name.endswith("num_batches_tracked"):
+            state[name] = np.full_like(value, 7)
+        elif name.endswith("running_var"):
+            state[name] = rng.uniform(0.5, 2, value.shape).astype(value.dtype)
+        else:
+            state[name] = rng.standard_normal(value.shape).astype(value.dtype) * 0.5
+    model.load_state_dict(state)
+    pipe_meta, pipe_arrays = pipeline.state()
+    arrays = {**{f"model/{k}": v for k, v in state.items()},
+              **{f"pipeline/{k}": v for k, v in pipe_arrays.items()}}
+    return save_checkpoint(folder / f"{case}.npz", {"config": to_plain(config),
+                                                    "pipeline": pipe_meta, "epoch": 1,
+                                                    "step": 1}, arrays)
+
+
+def raw_inputs(case, n=5):
+    rng = np.random.default_rng(1)
+    if case == "cnn":
+        return rng.uniform(0, 1, (n, 1, 12, 12)).astype(np.float32)
+    return rng.normal(0, 3, (n, 4)).astype(np.float32)
+
+
+def micrograd_outputs(path, raw):
+    restored = restore(path)
+    return restored.model(Tensor(restored.pipeline.transform(raw))).data
+
+
+# ------------------------------------------------------------------ safetensors
+
+
+def torch_module(row):
+    """The torch.nn layer of one of our layer rows (its hyper-parameters, not its weights)."""
+    import torch.nn as tnn
+
+    layer, kind = row.layer, row.type
+    if kind == "linear":
+        return tnn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
+    if kind == "conv2d":
+        return tnn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
+                          layer.stride, layer.padding, bias=layer.bias is not None)
+    if kind == "maxpool2d":
+        return tnn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding)
+    if kind == "avgpool2d":
+        return tnn.AvgPool2d(layer.kernel_size, layer.stride, layer.padding)
+    if kind == "flatten":
+        return tnn.Flatten(layer.start_dim, layer.end_dim)
+    if kind == "dropout":
+        return tnn.Dropout(layer.p)
+    if kind in ("batchnorm1d", "batchnorm2d"):
+        cls = tnn.BatchNorm1d if kind == "batchnorm1d" else tnn.BatchNorm2d
+        return cls(layer.num_features, layer.eps, layer.momentum)
+    if kind in ("softmax", "log_softmax"):
+        return (tnn.Softmax if kind == "softmax" else tnn.LogSoftmax)(dim=layer.dim)
+    return {"relu": tnn.ReLU, "sigmoid": tnn.Sigmoid, "tanh": tnn.Tanh}[kind]()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_pytorch_loads_the_safetensors_file_strictly_and_agrees(tmp_path, case):
+    torch = pytest.importorskip("torch")
+    st_torch = pytest.importorskip("safetensors.torch")
+    path = checkpoint(tmp_path, case)
+    out, _ = export_checkpoint(path, "safetensors")
+    assert out == tmp_path / "model.safetensors"
+    state = st_torch.load_file(out)
+    assert [k for k in state if "num_batches_tracked" in k] and all(
+        v.dtype == (torch.int64 if "num_batches_tracked" in k else torch.float32)
+        for k, v in state.items())
+    net = torch.nn.Sequential(*[torch_module(row) for row in restore(path).rows])
+    net.load_state_dict(state, strict=True)
+    net.eval()
+    raw = raw_inputs(case)
+    x = restore(path).pipeline.transform(raw)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(micrograd_outputs(path, raw), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_an_existing_file_is_kept_without_force(tmp_path):
+    pytest.importorskip("safetensors")
+    path = checkpoint(tmp_path, "mlp")
+    mine = tmp_path / "model.safetensors"
+    mine.write_text("mine")
+    with pytest.raises(ExportError, match="already exists"):
+        export_checkpoint(path, "safetensors")
+    assert mine.read_text() == "mine"
+    export_checkpoint(path, "safetensors", force=True)
+    assert mine.read_bytes() != b"mine"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+# ------------------------------------------------------------------ onnx
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_onnxruntime_runs_the_graph_with_preprocessing_folded_in(tmp_path, case):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    path = checkpoint(tmp_path, case)
+    out, notes = export_checkpoint(path, "onnx", tmp_path / "m.onnx")
+    assert notes
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    for n in (1, 5):  # the batch axis is dynamic
+        raw = raw_inputs(case, n)
+        (got,) = session.run(None, {"input": raw})
+        np.testing.assert_allclose(got, micrograd_outputs(path, raw), rtol=1e-5, atol=1e-5)
+
+
+def test_every_layer_type_but_embeddings_exports_to_onnx():
+    from micrograd.nn import LAYERS
+
+    covered = {layer["type"] for _, _, layers in CASES.values() for layer in layers}
+    assert set(LAYERS) - covered == {"embedding", "embedding_bag"}
+
+
+def test_cli_export_and_a_missing_extra(tmp_path, monkeypatch):
+    pytest.importorskip("safetensors")
+    path = checkpoint(tmp_path, "mlp")
+    result = run(["export", str(path), "--format", "safetensors"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "model.safetensors").is_file()
+    result = run(["export", str(path), "--format", "safetensors"], tmp_path)
+    assert result.exit_code == 2 and "--force" in result.output
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_onnx(name, *args, **kwargs):
+        if name == "onnx" or name.startswith("onnx."):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnx)
+    result = run(["export", str(path), "--format", "onnx"], tmp_path)
+    assert result.exit_code == 2
+    assert "pip install 'micrograd-trainer[export]'" in result.output
+
+
+def test_skips_are_clean_without_the_extra():
+    # The module imports with neither package: the extras are imported on use.
+    assert importlib.util.find_spec("micrograd.export") is not None
