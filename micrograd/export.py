@@ -106,7 +106,7 @@ def torch_state_dict(model) -> dict:
     for name, value in model.state_dict().items():
         value = np.asarray(value)
         dtype = np.int64 if value.dtype.kind in "iub" else np.float32
-        out[name] = np.ascontiguousarray(value.astype(dtype))
+        out[name] = np.array(value, dtype=dtype, order="C")  # (ascontiguousarray makes 0-d 1-d)
     return out
 
 
@@ -133,7 +133,7 @@ class _Graph:
 
     def const(self, name: str, value, dtype=np.float32) -> str:
         self.initializers.append(self.numpy_helper.from_array(
-            np.ascontiguousarray(np.asarray(value, dtype=dtype)), name))
+            np.array(value, dtype=dtype, order="C"), name))
         return name
 
     def add(self, op: str, inputs: list, name: str, **attrs) -> str:

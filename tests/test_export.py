@@ -112,6 +112,9 @@ def test_pytorch_loads_the_safetensors_file_strictly_and_agrees(tmp_path, case):
     assert [k for k in state if "num_batches_tracked" in k] and all(
         v.dtype == (torch.int64 if "num_batches_tracked" in k else torch.float32)
         for k, v in state.items())
+    reference = torch.nn.Sequential(*[torch_module(row) for row in restore(path).rows])
+    assert {k: v.shape for k, v in state.items()} == {
+        k: v.shape for k, v in reference.state_dict().items()}  # 0-d num_batches_tracked too
     net = torch.nn.Sequential(*[torch_module(row) for row in restore(path).rows])
     net.load_state_dict(state, strict=True)
     net.eval()
