@@ -188,3 +188,29 @@ def test_cli_export_and_a_missing_extra(tmp_path, monkeypatch):
 def test_skips_are_clean_without_the_extra():
     # The module imports with neither package: the extras are imported on use.
     assert importlib.util.find_spec("micrograd.export") is not None
+
+
+def test_numeric_tables_fold_clipping_imputation_and_scaling():
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper
+
+    from micrograd.data.tabular import TabularPipeline
+    from micrograd.export import _fold_preprocessing, _Graph
+
+    pipe = TabularPipeline(["a", "b", "c"], ["numeric"] * 3, numeric_fill=[1, 2, 3],
+                           center=[0.5, -1, 2], scale=[2, 3, 0.5], categorical_fill=[],
+                           categories=[], clip_low=[-1, -5, -np.inf], clip_high=[4, 5, np.inf])
+    g = _Graph()
+    x, shape, notes = _fold_preprocessing(g, pipe)
+    g.nodes.append(helper.make_node("Identity", [x], ["output"]))
+    value = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, ["n", 3])  # noqa: E731
+    model = helper.make_model(helper.make_graph(g.nodes, "t", [value("input")], [value("output")],
+                                                g.initializers),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    raw = np.array([[0, 9, 1], [np.nan, -9, 5], [3, np.nan, np.nan]], np.float32)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"input": raw})
+    np.testing.assert_allclose(got, pipe.transform(raw.astype(np.float64)), rtol=1e-6)
+    assert shape == [3] and "imputation" in notes[0]
