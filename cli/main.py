@@ -179,6 +179,9 @@ def train(
     force: Annotated[bool, typer.Option(
         "--force", help="Replace an earlier run in output.dir (its files are deleted); "
         "without it such a folder is refused.")] = False,
+    print_config: Annotated[bool, typer.Option(
+        "--print-config", help="Print the resolved config (every default filled in, --set "
+        "applied) as YAML and exit without training or writing anything.")] = False,
     debug: DebugOption = False,
 ):
     """Train the model a config describes and write a run folder.
@@ -198,6 +201,11 @@ def train(
         from .progress import PlainReporter, RichReporter
 
         cfg = load_config(config, set_ or [])
+        if print_config:
+            from micrograd.config.loader import dump_yaml
+
+            typer.echo(dump_yaml(cfg), nl=False)
+            return
         if resume is not None:
             _check_resume_target(resume, cfg, set_ or [], force)
         console = _console()
@@ -423,6 +431,120 @@ def _cv_table(result, config: Path):
     table.add_row("mean", "", *(f"{result.mean[n]:.4g}" for n in names))
     table.add_row("± std", "", *(f"{result.std[n]:.2g}" for n in names))
     return table
+
+
+# ------------------------------------------------------------------ runs
+
+
+@app.command("runs")
+def runs_(
+    args: Annotated[Optional[List[str]], typer.Argument(
+        metavar="[FOLDER] | diff A B", help="The folder of run folders (default: runs), or "
+        "'diff' and two run folders.", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    debug: DebugOption = False,
+):
+    """List the run folders under FOLDER (default runs/), oldest first: status, epochs,
+    the best epoch's monitored figure, test figures and config.
+
+    `micrograd runs diff A B` shows the config keys that differ between two run
+    folders and their best-epoch and test metrics side by side. A run.json that
+    says running whose process is gone shows as "died"; one that cannot be read
+    as "unreadable".
+    """
+    _debug(debug)
+    args = list(args or [])
+    with _errors():
+        if args and args[0] == "diff" and len(args) != 1:
+            if len(args) != 3:
+                _fail("runs diff takes two run folders: micrograd runs diff A B", EXIT_INPUT)
+            _runs_diff(Path(args[1]), Path(args[2]), as_json)
+            return
+        if len(args) > 1:
+            _fail("runs takes one folder (or: micrograd runs diff A B)", EXIT_INPUT)
+        _runs_list(Path(args[0]) if args else Path("runs"), as_json)
+
+
+def _runs_list(folder: Path, as_json: bool):
+    from rich.markup import escape
+    from rich.table import Table
+
+    from micrograd.runs import find_runs
+
+    if not folder.is_dir():
+        _fail(f"{folder} is not a folder", EXIT_INPUT)
+    records = find_runs(folder)
+    if as_json:
+        typer.echo(json.dumps([r.to_dict() for r in records], indent=2))
+        return
+    console = _console()
+    if not records:
+        console.print(f"no run folders in {folder}", highlight=False, markup=False)
+        return
+    colours = {"finished": "green", "running": "cyan", "interrupted": "yellow",
+               "diverged": "red", "failed": "red", "died": "red", "unreadable": "magenta"}
+    table = Table(title=f"runs in {folder}")
+    # fold, not "…": a narrow terminal wraps a cell rather than hiding a figure
+    for name, justify in (("run", "left"), ("started", "left"), ("status", "left"),
+                          ("epochs", "right"), ("best (epoch)", "right"), ("test", "right"),
+                          ("config", "left")):
+        table.add_column(name, justify=justify, overflow="fold")
+    for r in records:
+        figure = r.monitored()
+        best = (f"{figure[0]} {figure[1]:.4g}" + (f" ({r.best['epoch']})"
+                if "epoch" in r.best else "")) if figure else ""
+        test = " ".join(f"{k} {v:.4g}" for k, v in r.test_figures().items())
+        colour = colours.get(r.status)
+        status = f"[{colour}]{escape(r.status)}[/]" if colour else escape(r.status)
+        table.add_row(escape(_under(r.path, folder)),
+                      (r.started or "").replace("T", " ")[:16], status,
+                      "" if r.epoch is None else str(r.epoch), best, test,
+                      # run.json's name is the config file's stem (the folder has config.yaml)
+                      escape(r.name) if r.name != r.path.name else "")
+    console.print(table)
+
+
+def _under(path: Path, folder: Path) -> str:
+    try:
+        return str(path.relative_to(folder))
+    except ValueError:
+        return str(path)
+
+
+def _runs_diff(a: Path, b: Path, as_json: bool):
+    from rich.markup import escape
+    from rich.table import Table
+
+    from micrograd.runs import diff_runs, is_run_folder
+
+    for path in (a, b):
+        if not is_run_folder(path):
+            _fail(f"{path} is not a run folder (no run.json, metrics.csv or checkpoint)",
+                  EXIT_INPUT)
+    diff = diff_runs(a, b)
+    if as_json:
+        rows = lambda items: [{"key": k, "a": x, "b": y} for k, x, y in items]  # noqa: E731
+        typer.echo(json.dumps({"a": str(a), "b": str(b), "config": rows(diff.config),
+                               "best": rows(diff.best), "test": rows(diff.test)}, indent=2))
+        return
+    console = _console()
+    for title, items in (("config", diff.config), ("best epoch", diff.best),
+                         ("test", diff.test)):
+        if not items:
+            if title == "config":
+                console.print("config: no differences", highlight=False)
+            continue
+        table = Table(title=title)
+        table.add_column("key")
+        table.add_column(escape(str(a)), justify="right")
+        table.add_column(escape(str(b)), justify="right")
+        for key, x, y in items:
+            style = "bold" if x != y else ""
+            table.add_row(escape(key), escape(_cell(x)), escape(_cell(y)), style=style)
+        console.print(table)
+    for record in (diff.a, diff.b):
+        for problem in record.problems:
+            console.print(f"warning: {record.path}: {problem}", markup=False, highlight=False)
 
 
 # ------------------------------------------------------------------ summary
