@@ -540,7 +540,8 @@ def _runs_diff(a: Path, b: Path, as_json: bool):
         table.add_column(escape(str(b)), justify="right")
         for key, x, y in items:
             style = "bold" if x != y else ""
-            table.add_row(escape(key), escape(_cell(x)), escape(_cell(y)), style=style)
+            table.add_row(escape(key), escape(relative(_cell(x))), escape(relative(_cell(y))),
+                          style=style)
         console.print(table)
     for record in (diff.a, diff.b):
         for problem in record.problems:
