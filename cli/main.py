@@ -470,6 +470,7 @@ def _runs_list(folder: Path, as_json: bool):
     from rich.table import Table
 
     from micrograd.runs import find_runs
+    from micrograd.sparkline import monitored_series, sparkline
 
     if not folder.is_dir():
         _fail(f"{folder} is not a folder", EXIT_INPUT)
@@ -486,8 +487,8 @@ def _runs_list(folder: Path, as_json: bool):
     table = Table(title=f"runs in {folder}")
     # fold, not "…": a narrow terminal wraps a cell rather than hiding a figure
     for name, justify in (("run", "left"), ("started", "left"), ("status", "left"),
-                          ("epochs", "right"), ("best (epoch)", "right"), ("test", "right"),
-                          ("config", "left")):
+                          ("epochs", "right"), ("best (epoch)", "right"), ("curve", "left"),
+                          ("test", "right"), ("config", "left")):
         table.add_column(name, justify=justify, overflow="fold")
     for r in records:
         figure = r.monitored()
@@ -498,7 +499,9 @@ def _runs_list(folder: Path, as_json: bool):
         status = f"[{colour}]{escape(r.status)}[/]" if colour else escape(r.status)
         table.add_row(escape(_under(r.path, folder)),
                       (r.started or "").replace("T", " ")[:16], status,
-                      "" if r.epoch is None else str(r.epoch), best, test,
+                      "" if r.epoch is None else str(r.epoch), best,
+                      sparkline(monitored_series(r.path, r.monitor or "loss")[1], width=20),
+                      test,
                       # run.json's name is the config file's stem (the folder has config.yaml)
                       escape(r.name) if r.name != r.path.name else "")
     console.print(table)
@@ -733,6 +736,10 @@ def eval_(
         "--data", help="Evaluate other data of the same form (a CSV, text file or IDX folder).")] = None,
     json_path: Annotated[Optional[Path], typer.Option(
         "--json", help="Also write the metrics as a flat JSON object to this file.")] = None,
+    plot: Annotated[bool, typer.Option(
+        "--plot", help="Also draw the confusion matrix (classification) or predicted vs "
+        "actual and residuals (regression) as a PNG beside the checkpoint (needs the plot "
+        "extra).")] = False,
     debug: DebugOption = False,
 ):
     """Evaluate a checkpoint on the test split (or --data) and print its metrics."""
@@ -769,6 +776,46 @@ def eval_(
         if json_path is not None:
             json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
             console.print(f"metrics written to {json_path}", highlight=False)
+        if plot:
+            _print_figures(console, _figures(lambda plots: plots.checkpoint_figures(path, data)))
+
+
+# ------------------------------------------------------------------ plot
+
+
+@app.command()
+def plot(
+    runs: Annotated[List[Path], typer.Argument(
+        help="Run folders; several are overlaid in one learning-curve figure.")],
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Write the PNGs into this folder instead of each run's.")] = None,
+    debug: DebugOption = False,
+):
+    """Draw a run's figures as PNG files: learning curves (loss and the monitored
+    metric per epoch) and, from best.npz on the test split, a confusion matrix
+    (counts and row-normalised) or predicted vs actual and residuals.
+
+    Needs the plot extra: pip install 'micrograd-trainer[plot]'.
+    """
+    _debug(debug)
+    with _errors():
+        _print_figures(_console(), _figures(lambda plots: plots.plot_runs(runs, output)))
+
+
+def _figures(draw) -> list:
+    """Call draw(micrograd.plots); a missing matplotlib is an input error (exit 2)."""
+    from micrograd import plots
+
+    try:
+        return draw(plots)
+    except plots.PlotsUnavailable as exc:
+        _fail(str(exc), EXIT_INPUT)
+
+
+def _print_figures(console, paths):
+    for path in paths:
+        console.print(f"wrote {relative(str(path))}", markup=False, highlight=False,
+                      soft_wrap=True)
 
 
 # ------------------------------------------------------------------ predict

@@ -9,6 +9,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 
+from micrograd.sparkline import monitored_series, sparkline
 from micrograd.train import Reporter
 
 from .display import relative
@@ -37,6 +38,7 @@ class PlainReporter(Reporter):
 
     def start(self, run, run_dir, epochs, batches):
         self.epochs, self.every = epochs, _every(epochs)
+        self.monitor = run.config.train.monitor
         if not self.quiet:
             params = sum(p.size for p in run.model.parameters())
             self.say(f"training {params:,} parameters on {len(run.splits.y_train):,} samples "
@@ -65,7 +67,8 @@ class PlainReporter(Reporter):
     def finish(self, result):
         if not self.quiet and result.history and not self.wants(result.history[-1]):
             self.say(self.epoch_line(result.history[-1]))  # the epoch it stopped at
-        print_result(self.console, result, quiet=self.quiet)
+        print_result(self.console, result, quiet=self.quiet,
+                     monitor=getattr(self, "monitor", "loss"))
 
 
 class RichReporter(PlainReporter):
@@ -120,8 +123,9 @@ class RichReporter(PlainReporter):
         super().finish(result)
 
 
-def print_result(console: Console, result, quiet: bool = False):
-    """The final summary: best epoch, test metrics, where the files went."""
+def print_result(console: Console, result, quiet: bool = False, monitor: str = "loss"):
+    """The final summary: best epoch, test metrics, the monitored figure's sparkline,
+    where the files went."""
     if quiet:
         figures = result.test_metrics or {k: v for k, v in result.best.items()
                                           if k.startswith("val_")}
@@ -144,6 +148,10 @@ def print_result(console: Console, result, quiet: bool = False):
     if result.stopped_early:
         table.add_row("stopped early", "yes")
     console.print(table)
+    key, series = monitored_series(result.run_dir, monitor)
+    if len(series) > 1:
+        console.print(f"{key} by epoch: {sparkline(series, width=60)}", markup=False,
+                      highlight=False, soft_wrap=True)
     d = relative(result.run_dir)
     console.print(f"run folder: {d}\n  config.yaml, metrics.csv, checkpoint.npz (last epoch), "
                   f"best.npz (best validation)\n  `micrograd eval` and `micrograd predict` now "
