@@ -29,7 +29,7 @@ import micrograd.tensor as mt
 from micrograd import metrics as M
 from micrograd.build import (build_data, build_loss, build_model, build_optimizer,
                              build_scheduler, check_output, implied_by)
-from micrograd.checkpoint import atomic_write_bytes, load_checkpoint
+from micrograd.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
 from micrograd.config.loader import ConfigError, dump_yaml, to_plain
 from micrograd.config.schema import Config
 from micrograd.data.pipeline import Pipeline
@@ -37,7 +37,9 @@ from micrograd.inference import evaluate, full_report
 from micrograd.resume import check_resumable
 from micrograd.run import RunFolder, record_latest, restore, resume_checkpoint
 from micrograd.training import (Callback, CSVLogger, DivergenceCheck, EarlyStopping,
-                                ModelCheckpoint, Trainer, TrainingDiverged, TrainingInterrupted)
+                                ModelCheckpoint, TensorBoardLogger, TensorBoardMissing, Trainer,
+                                TrainingDiverged, TrainingInterrupted)
+from micrograd.training.callbacks.tensorboard import require_tensorboard
 
 __all__ = ["train", "prepare", "Run", "TrainResult", "Reporter", "TrainingDiverged",
            "TrainingInterrupted", "AUTOSAVE_SECONDS"]
@@ -95,6 +97,45 @@ def check_monitor(config: Config, task: str) -> None:
                           f"expected one of: {choices}")
 
 
+def check_loggers(config: Config) -> None:
+    """A logger's package must be installed before a run folder is made (ConfigError)."""
+    if "tensorboard" in config.train.loggers:
+        try:
+            require_tensorboard()
+        except TensorBoardMissing as exc:
+            raise ConfigError(str(exc)) from None
+
+
+def init_weights(model, path) -> None:
+    """``train.init_from``: copy the weights of a checkpoint ``.npz`` or a ``.safetensors``
+    file into ``model`` (not the optimiser's state). A missing file is a ConfigError;
+    a parameter missing, extra or of another shape is a CheckpointError naming it."""
+    from micrograd.checkpoint import load_weights
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"train.init_from: {path} does not exist")
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.numpy import load_file
+        except ImportError:
+            raise ConfigError(f"train.init_from: {path} needs the safetensors package: "
+                              f"pip install 'micrograd-trainer[export]'") from None
+        try:
+            weights = load_file(str(path))
+        except Exception as exc:  # safetensors raises its own SafetensorError
+            raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+    else:
+        _, arrays = load_checkpoint(path)
+        weights = {k.removeprefix("model/"): v for k, v in arrays.items()
+                   if k.startswith("model/")}
+    own = model.state_dict()
+    # safetensors holds float32 (PyTorch's): cast each array to the model's own dtype
+    weights = {k: (v.astype(own[k].dtype) if k in own and v.dtype.kind == own[k].dtype.kind
+                   else v) for k, v in weights.items()}
+    load_weights(model, weights, path)
+
+
 # ------------------------------------------------------------- progress
 
 
@@ -138,7 +179,8 @@ class _Progress(Callback):
 
 def callbacks_for(run: Run, folder: Path, reporter: Optional[Reporter] = None) -> list[Callback]:
     """The callbacks of a config's run writing into ``folder``, in the order they act:
-    divergence check, early stopping, checkpoints, metrics.csv, progress."""
+    divergence check, early stopping, checkpoints, metrics.csv, TensorBoard events
+    (``train.loggers``), progress."""
     cfg = run.config.train
     pipe_meta, pipe_arrays = run.pipeline.state()
     metadata = ({"config": to_plain(run.config), "pipeline": pipe_meta},
@@ -151,6 +193,9 @@ def callbacks_for(run: Run, folder: Path, reporter: Optional[Reporter] = None) -
                         every_seconds=AUTOSAVE_SECONDS, metadata=metadata),
         CSVLogger(folder / "metrics.csv", _metric_columns(run.pipeline, has_val)),
     ]
+    if "tensorboard" in cfg.loggers:
+        callbacks.append(TensorBoardLogger(folder / "tensorboard", dump_yaml(run.config),
+                                           histogram_every=cfg.histogram_every))
     if reporter is not None:
         callbacks.append(_Progress(reporter))
     return callbacks
@@ -184,7 +229,10 @@ def train(config: Config, *, name: str = "run", reporter: Optional[Reporter] = N
     SIGINT/SIGTERM (after saving) and :class:`TrainingDiverged` on NaN/inf.
     """
     reporter = reporter or Reporter()
+    check_loggers(config)
     run = prepare(config)
+    if config.train.init_from and resume is None:
+        init_weights(run.model, config.train.init_from)
     cfg = config.train
     loader = mt.DataLoader(mt.TensorDataset(run.splits.x_train, run.splits.y_train),
                            batch_size=cfg.batch_size, shuffle=cfg.shuffle, seed=cfg.seed)

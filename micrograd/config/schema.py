@@ -376,6 +376,15 @@ class TrainConfig(Strict):
     # knows its direction (micrograd.metrics.GOAL): loss, mse, rmse and mae go
     # down; accuracy, f1_macro and r2 go up. Keras's 'val_loss' spelling is accepted.
     monitor: str = "loss"
+    # Where the epochs' figures go: metrics.csv is always written (runs and
+    # runs diff read it), so "csv" may be listed or not; "tensorboard" adds
+    # events in <run>/tensorboard/ (the tensorboard extra).
+    loggers: list[Literal["csv", "tensorboard"]] = ["csv"]
+    # TensorBoard weight and gradient histograms every N epochs; 0: none.
+    histogram_every: Annotated[int, Field(ge=0)] = 10
+    # Start from these weights (fine-tuning): a checkpoint .npz or a .safetensors
+    # file (micrograd export's); only the weights, not the optimiser's state.
+    init_from: Optional[str] = None
 
     @field_validator("monitor")
     @classmethod

@@ -3,6 +3,7 @@ from .checkpoint import ModelCheckpoint
 from .csv_logger import CSVLogger, MetricsWriteError
 from .divergence import DivergenceCheck
 from .early_stopping import EarlyStopping
+from .tensorboard import TensorBoardLogger, TensorBoardMissing
 
 __all__ = ["ModelCheckpoint", "CSVLogger", "MetricsWriteError", "DivergenceCheck",
-           "EarlyStopping"]
+           "EarlyStopping", "TensorBoardLogger", "TensorBoardMissing"]
