@@ -830,23 +830,53 @@ def predict(
     checkpoint: Annotated[Optional[Path], typer.Option(
         "--checkpoint", "-c", help="Checkpoint (.npz) or run folder; default: the latest run.")] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="Show the K most likely classes.")] = 1,
+    json_: Annotated[bool, typer.Option(
+        "--json", help="One JSON object per input (a line each): value, or label, "
+                       "probability and top.")] = False,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Write the predictions as a CSV: the input's id column "
+                               "(e.g. Id) or the row number, then the prediction.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace an existing --output file.")] = False,
     debug: DebugOption = False,
 ):
     """Predict with a trained model, applying the same preprocessing as training."""
     _debug(debug)
     if (input_ is None) == (file is None):
         _fail("give exactly one of --input VALUE or --file PATH", EXIT_INPUT)
+    if output is not None and output.exists() and not force:
+        _fail(f"{relative(str(output))} already exists; choose another --output, or --force "
+              f"to replace it", EXIT_INPUT)
     with _errors():
-        from micrograd.predict import Predictor
+        from micrograd.predict import Predictor, prediction_table, write_predictions
         from micrograd.run import find_checkpoint
 
         predictor = Predictor(find_checkpoint(checkpoint))
         if input_ is not None:
             results = [predictor.predict([predictor.parse(input_)], top=top)[0]]
+            id_name, ids = "row", [1]
         else:
             results = predictor.predict(predictor.read_file(file), top=top)
-        for res in results:
-            typer.echo(_format_prediction(res, top))
+            id_name, ids = predictor.input_ids(file, len(results))
+        if output is not None:
+            target = getattr(predictor.pipeline, "target", None)
+            path = write_predictions(output, prediction_table(results, id_name, ids, target),
+                                     force=force)
+            if not json_:
+                typer.echo(f"wrote {relative(str(path))} ({len(results)} predictions)")
+        for key, res in zip(ids, results):
+            if json_:
+                typer.echo(json.dumps(_prediction_json(res, id_name, key)))
+            elif output is None:
+                typer.echo(_format_prediction(res, top))
+
+
+def _prediction_json(res: dict, id_name: str, key) -> dict:
+    out = {id_name: key}
+    if "value" in res:
+        return {**out, "value": res["value"]}
+    return {**out, "label": res["label"], "probability": res["probability"],
+            "top": [{"label": name, "probability": p} for name, p in res["top"]]}
 
 
 def _format_prediction(res: dict, top: int) -> str:

@@ -8,9 +8,17 @@
 The checkpoint's own preprocessing is applied, so inputs are given in the
 units and form of the training data (a raw house area, a sentence, a 28x28
 image), and regression values come back in the target's original units.
+
+``write_predictions`` writes them as a CSV (``predict --output``), keyed by the
+input file's id column when it has one that is not a feature (``Id``,
+``PassengerId``, ``row_id``...), else by row number.
 """
 from __future__ import annotations
 
+import csv
+import io
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +74,24 @@ class Predictor:
                                 + (" (it is a directory)" if path.is_dir() else ""))
         return self.data_kind.read_inputs(path)
 
+    def input_ids(self, path, count: int) -> tuple[str, list]:
+        """The name and values of the id column of a CSV of inputs: the first column
+        that is neither a feature nor the target and is named like an id (``id``,
+        ``Id``, ``ID``, ``index``, or ending in ``Id``, ``ID``, ``_id``); else ``("row",
+        [1, 2, ...])``. Standard input is read only once, so it always gets row numbers."""
+        rows = ("row", list(range(1, count + 1)))
+        columns = getattr(self.pipeline, "columns", None)  # only a table's pipeline has them
+        if columns is None or source_name(path) == "<stdin>":
+            return rows
+        from micrograd.data.tabular import read_csv_columns
+
+        header, table, _ = read_csv_columns(path)
+        known = set(columns) | {getattr(self.pipeline, "target", None)}
+        for name in header:
+            if name not in known and _looks_like_id(name) and len(table[name]) == count:
+                return name, table[name].tolist()
+        return rows
+
     # --------------------------------------------------------- prediction
 
     def predict(self, raw_inputs, top: int = 1) -> list[dict]:
@@ -90,6 +116,60 @@ class Predictor:
 
     def predict_text(self, text: str, top: int = 1) -> dict:
         return self.predict([self.parse(text)], top=top)[0]
+
+
+def _looks_like_id(name: str) -> bool:
+    return name.lower() in ("id", "index") or name.endswith(("Id", "ID", "_id"))
+
+
+def prediction_table(results: list[dict], id_name: str, ids: list, target=None) -> list[list]:
+    """Rows of a predictions CSV, the header first: the id, then the value (regression;
+    the column is named after the target when known) or the label and its probability,
+    and ``label_k``/``probability_k`` for each further class of ``--top``."""
+    if len(ids) != len(results):
+        raise ValueError(f"{len(ids)} ids for {len(results)} predictions")
+    if results and "value" in results[0]:
+        header = [id_name, target or "value"]
+        return [header] + [[i, f"{r['value']:.9g}"] for i, r in zip(ids, results)]
+    k = max((len(r["top"]) for r in results), default=1)
+    header = [id_name, target or "label", "probability"]
+    for n in range(2, k + 1):
+        header += [f"label_{n}", f"probability_{n}"]
+    table = [header]
+    for i, r in zip(ids, results):
+        row = [i]
+        for name, p in r["top"]:
+            row += [name, f"{p:.6g}"]
+        table.append(row)
+    return table
+
+
+def write_predictions(path, table: list[list], force: bool = False) -> Path:
+    """Write ``table`` as a CSV at ``path``, atomically; an existing file is a
+    ``FileExistsError`` unless ``force``."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} already exists; choose another --output, or --force "
+                              f"to replace it")
+    buf = io.StringIO(newline="")
+    csv.writer(buf).writerows(table)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(buf.getvalue())
+        if force:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # fails if a file appeared there meanwhile
+            except FileExistsError:
+                raise FileExistsError(f"{path} already exists; choose another --output, or "
+                                      f"--force to replace it") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
 
 
 def __getattr__(name):
