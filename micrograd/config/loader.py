@@ -6,6 +6,8 @@ suggestion for unknown keys, so that the CLI can print it and exit 2.
 """
 from __future__ import annotations
 
+import copy
+
 import difflib
 import os
 import re
@@ -325,9 +327,11 @@ def read_yaml(path):
         raise ConfigError(_yaml_problem(exc, text, str(path))) from None
 
 
-def load_config(path, overrides=()) -> Config:
-    """Read, override and validate a config file; raise ConfigError on any problem."""
-    path = Path(path)
+def _read_layers(path: Path, seen=()) -> tuple[dict, list]:
+    """A config file merged over the file it ``extends`` (and so on): the merged data,
+    and one (file, node tree, its own data) per file, the file itself first, so that
+    an error names the file and line where the key came from. Relative paths in
+    each file resolve against that file's own folder."""
     data, tree = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(
@@ -335,6 +339,43 @@ def load_config(path, overrides=()) -> Config:
             f"got {type(data).__name__ if data is not None else 'an empty file'}."
         )
     _resolve_paths(data, path.resolve().parent, source=str(path))
+    own = copy.deepcopy(data)
+    base = data.pop("extends", None)
+    layers = [(str(path), tree, own)]
+    if base is None:
+        return data, layers
+    line = _line_of(tree, ("extends",))
+    at = f"{path}, line {line}" if line else str(path)
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"extends [{at}]: expected the name of a base config file (a path "
+                          f"relative to {path.parent or '.'}), got {_short(repr(base))}")
+    base_path = (path.parent / Path(base).expanduser())
+    if base_path.resolve() in seen or base_path.resolve() == path.resolve():
+        raise ConfigError(f"extends [{at}]: {base} extends itself, directly or through "
+                          f"another file")
+    if not base_path.is_file():
+        raise ConfigError(f"extends [{at}]: the base config {base_path} does not exist")
+    merged, base_layers = _read_layers(base_path, (*seen, path.resolve()))
+    return _deep_merge(merged, data), layers + base_layers
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    """``over`` on top of ``base``: mappings merge key by key, anything else (a list of
+    layers, a number) is replaced whole."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path, overrides=()) -> Config:
+    """Read, override and validate a config file (merged over the base config it
+    ``extends``, if any); raise ConfigError on any problem."""
+    path = Path(path)
+    data, tree = _read_layers(path)
     overridden = set()
     for text_ in overrides:
         parts, value = _parse_override(text_)
@@ -418,6 +459,36 @@ def _tags(model) -> set:
     return set(typing.get_args(field.annotation)) if field else set()
 
 
+def _origin(tree, loc, source):
+    """(file, line) of the key at ``loc``: ``tree`` is one node tree, or the layers of
+    a config that extends others (the first file that holds the key names it)."""
+    if tree is None:
+        return source, None
+    if not isinstance(tree, list):
+        return source, _line_of(tree, loc)
+    for file, node, own in tree:
+        if _holds(own, loc):
+            return file, _line_of(node, loc)
+    file, node, _ = tree[0]
+    return file, _line_of(node, loc)
+
+
+def _holds(data, loc) -> bool:
+    """Whether plain config data holds the key at ``loc`` (union tags skipped)."""
+    node = data
+    for part in loc:
+        if isinstance(node, dict):
+            if part in node:
+                node = node[part]
+            elif node.get("type") != part:
+                return False
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return False
+    return True
+
+
 def format_errors(exc: ValidationError, data, source: str, tree=None,
                   overridden=frozenset()) -> str:
     """One line per problem: key path, file and line (or --set), what was expected."""
@@ -425,10 +496,10 @@ def format_errors(exc: ValidationError, data, source: str, tree=None,
     for err in errors:
         loc = err["loc"]
         where = _dotted(loc, data)
-        line = _line_of(tree, loc) if tree is not None else None
+        origin, line = _origin(tree, loc, source)
         from_set = any(tuple(where.split("."))[:len(o)] == tuple(map(str, o)) for o in overridden)
-        at = f"{source}, line {line}" if line and not from_set else (
-            "--set" if from_set else source)
+        at = f"{origin}, line {line}" if line and not from_set else (
+            "--set" if from_set else origin)
         msg = err["msg"]
         kind = err["type"]
         if kind == "extra_forbidden":
