@@ -186,7 +186,7 @@ def test_repeated_ctrl_c_exits_130_and_leaves_only_whole_files(tmp_path, epochs)
     # 130, or a death by SIGINT if one lands between two Python instructions before the
     # CLI takes over; a shell reports both as 130.
     assert proc.returncode in (130, -signal.SIGINT), (out, err)
-    assert "Traceback" not in err
+    assert "Traceback" not in _without_finaliser_reports(err), err
     for name in ("checkpoint.npz", "best.npz"):
         load_checkpoint(tmp_path / "cut" / name)  # whichever write was cut, these are whole
     assert not [p for p in (tmp_path / "cut").iterdir() if p.name.endswith(".tmp")]
@@ -207,3 +207,20 @@ def test_a_signal_after_the_epoch_end_save_decision_still_saves(tmp_path):
     exc = info.value
     assert exc.saved and "the end of epoch 2" in str(exc)
     assert load_checkpoint(exc.checkpoint)[0]["epoch"] == 2
+
+
+def _without_finaliser_reports(err: str) -> str:
+    """stderr less CPython's "Exception ignored in: <... __del__>" reports. A second
+    Ctrl-C raises KeyboardInterrupt at whatever bytecode runs, and when that is an
+    object's finaliser (a closed ZipFile that np.savez made, say), the interpreter
+    cannot propagate it and prints it instead; the run still stops with whole files."""
+    kept, skipping = [], False
+    for line in err.splitlines():
+        if line.startswith("Exception ignored in"):
+            skipping = True
+            continue
+        if skipping and (line.startswith((" ", "Traceback")) or line.startswith("KeyboardInterrupt")):
+            continue
+        skipping = False
+        kept.append(line)
+    return "\n".join(kept)
