@@ -156,9 +156,11 @@ def onnx_model(restored):
         x = _layer(g, row, x, state)
     g.nodes.append(helper.make_node("Identity", [x], ["output"], name="output"))
     out_shape = ["batch", *map(int, restored.rows[-1].output_shape)]
+    ids = _token_ids(restored.pipeline)
     graph = helper.make_graph(
         g.nodes, "micrograd",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", *in_shape])],
+        [helper.make_tensor_value_info("input", TensorProto.INT64 if ids else TensorProto.FLOAT,
+                                       ["batch", *in_shape])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, out_shape)],
         g.initializers)
     from micrograd import __version__
@@ -210,11 +212,19 @@ def _fold_preprocessing(g: _Graph, pipeline):
                          "(inverse_target: * target_std + target_mean"
                          + (", then expm1" if pipeline.log_target else "") + ").")
         return x, [n], notes
+    if _token_ids(pipeline):
+        return "input", shape, [f"input: int64 token ids, shape (N, {shape[0]}), padded with 0 "
+                                f"(1 for a word outside the vocabulary). Not folded: "
+                                f"tokenising a sentence into ids (micrograd predict does)."]
     what = {"tabular": "one-hot encoding of categorical columns",
             "text": "text vectorisation"}.get(kind, f"{kind} preprocessing")
     return "input", shape, [f"input: the encoded features the model takes (shape "
                             f"(N, {', '.join(map(str, shape))})). Not folded: {what}; apply "
                             f"the pipeline (micrograd predict does) before the graph."]
+
+
+def _token_ids(pipeline) -> bool:
+    return pipeline.kind == "text" and getattr(pipeline, "vectorizer", None) == "ids"
 
 
 def _layer(g: _Graph, row, x: str, state: dict) -> str:
@@ -263,8 +273,43 @@ def _layer(g: _Graph, row, x: str, state: dict) -> str:
         inputs = [x, g.const(param("weight"), scale), g.const(param("bias"), bias),
                   weight("running_mean"), weight("running_var")]
         return g.add("BatchNormalization", inputs, name, epsilon=float(layer.eps))
+    if kind in ("embedding", "embedding_bag"):
+        if layer.max_norm is not None:
+            raise ExportError(f"model.layers.{i} ({kind}): max_norm renormalises rows as it "
+                              f"reads them, which has no ONNX form here; --format safetensors "
+                              f"exports its weights")
+        rows = g.add("Gather", [weight("weight"), x], f"{name}_rows", axis=0)
+        if kind == "embedding":
+            return rows
+        return _bag(g, layer, x, rows, name, i)
     raise ExportError(f"model.layers.{i} ({kind}): ONNX export does not support this layer "
                       f"yet; --format safetensors exports its weights")
+
+
+def _bag(g: _Graph, layer, ids: str, rows: str, name: str, i: int) -> str:
+    """EmbeddingBag over (N, L) ids: the sum, mean or max of the L rows of each sample,
+    padding left out (a sample of padding only gives zeros, as in micrograd)."""
+    axis = g.const(f"{name}_axis", np.array([1]), np.int64)
+    if layer.padding_idx is None:
+        if layer.mode == "sum":
+            return g.add("ReduceSum", [rows, axis], name, keepdims=0)
+        op = "ReduceMean" if layer.mode == "mean" else "ReduceMax"
+        return g.add(op, [rows], name, axes=[1], keepdims=0)
+    if layer.mode == "max":
+        raise ExportError(f"model.layers.{i} (embedding_bag): mode max with padding_idx has "
+                          f"no ONNX form here; --format safetensors exports its weights")
+    pad = g.const(f"{name}_pad", np.array(layer.padding_idx), np.int64)
+    keep = g.add("Not", [g.add("Equal", [ids, pad], f"{name}_is_pad")], f"{name}_keep")
+    keep = g.add("Cast", [keep], f"{name}_keep_float", to=1)  # FLOAT
+    last = g.const(f"{name}_last", np.array([2]), np.int64)
+    total = g.add("ReduceSum", [g.add("Mul", [rows, g.add("Unsqueeze", [keep, last],
+                                                          f"{name}_keep3")], f"{name}_kept"),
+                                axis], f"{name}_sum", keepdims=0)
+    if layer.mode == "sum":
+        return g.add("Identity", [total], name)
+    count = g.add("ReduceSum", [keep, axis], f"{name}_count", keepdims=1)
+    count = g.add("Max", [count, g.const(f"{name}_one", np.array([1.0]))], f"{name}_count1")
+    return g.add("Div", [total, count], name)
 
 
 def _pair(value) -> tuple:

@@ -155,11 +155,50 @@ def test_onnxruntime_runs_the_graph_with_preprocessing_folded_in(tmp_path, case)
         np.testing.assert_allclose(got, micrograd_outputs(path, raw), rtol=1e-5, atol=1e-5)
 
 
-def test_every_layer_type_but_embeddings_exports_to_onnx():
+def test_every_layer_type_exports_to_onnx():
     from micrograd.nn import LAYERS
 
     covered = {layer["type"] for _, _, layers in CASES.values() for layer in layers}
-    assert set(LAYERS) - covered == {"embedding", "embedding_bag"}
+    assert set(LAYERS) - covered == {"embedding", "embedding_bag"}  # tested just below
+
+
+@pytest.mark.parametrize("layers", [
+    [{"type": "embedding_bag", "embedding_dim": 6, "padding_idx": 0},
+     {"type": "linear", "out_features": 2}],
+    [{"type": "embedding_bag", "embedding_dim": 6, "mode": "sum", "padding_idx": 0},
+     {"type": "linear", "out_features": 2}],
+    [{"type": "embedding_bag", "embedding_dim": 6, "mode": "max"},
+     {"type": "linear", "out_features": 2}],
+    [{"type": "embedding", "embedding_dim": 3, "padding_idx": 0}, {"type": "flatten"},
+     {"type": "linear", "out_features": 2}],
+], ids=["bag-mean", "bag-sum", "bag-max", "embedding"])
+def test_token_id_models_export_to_onnx(tmp_path, layers):
+    """Text as token ids: the graph takes int64 ids and agrees with micrograd on
+    sentences of every length (short ones padded, a sentence of unknown words)."""
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    import yaml
+
+    words = ["good", "great", "fine", "bad", "awful", "poor", "the", "phone", "it", "was"]
+    rng = np.random.default_rng(0)
+    lines = [" ".join(rng.choice(words, size=rng.integers(1, 7))) + f"\t{i % 2}"
+             for i in range(80)]
+    (tmp_path / "t.txt").write_text("\n".join(lines) + "\n")
+    cfg = {"data": {"type": "text", "path": "t.txt", "vectorizer": "ids"},
+           "model": {"layers": layers}, "loss": "cross_entropy",
+           "optimizer": {"type": "adam", "lr": 0.05}, "train": {"epochs": 2, "batch_size": 16}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    assert run(["train", "c.yaml", "-q", "--set", "output.dir=r"], tmp_path).exit_code == 0
+    result = run(["export", "r/best.npz", "--format", "onnx"], tmp_path)
+    assert result.exit_code == 0, result.output
+    restored = restore(tmp_path / "r" / "best.npz")
+    ids = restored.pipeline.transform(["good phone", "zzz unknown words", "the phone was great"])
+    session = ort.InferenceSession(str(tmp_path / "r" / "model.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"input": ids})
+    from micrograd.inference import predict_outputs
+
+    np.testing.assert_allclose(got, predict_outputs(restored.model, ids), rtol=1e-5, atol=1e-6)
 
 
 def test_cli_export_and_a_missing_extra(tmp_path, monkeypatch):
