@@ -184,11 +184,14 @@ def _check_same_study(study, space: SearchSpace, monitor, direction, sampler, se
     mine = {"space": space.model_dump(mode="json"), "monitor": monitor, "sampler": sampler,
             "seed": seed}
     theirs = {k: study.user_attrs.get(k) for k in mine}
-    if all(v is None for v in theirs.values()):
+    # Machines starting one study together record these one key at a time: a key
+    # not recorded yet is no difference (recording the same value twice is harmless).
+    different = [k for k in mine if theirs[k] is not None and theirs[k] != mine[k]]
+    if not different and study.direction.name.lower() == direction:
         for key, value in mine.items():
-            study.set_user_attr(key, value)
+            if theirs[key] is None:
+                study.set_user_attr(key, value)
         return
-    different = [k for k in mine if theirs[k] != mine[k]]
     if different or study.direction.name.lower() != direction:
         what = ", ".join(different) or "direction"
         raise ConfigError(
