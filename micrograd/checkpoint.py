@@ -37,6 +37,7 @@ import os
 import re
 import secrets
 import struct
+import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -208,6 +209,33 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
         _discard(tmp)
         raise
     _fsync_folder(folder)
+
+
+def write_new_file(path, payload: bytes, force: bool = False) -> Path:
+    """Write a file the user names (an export, a predictions CSV) without ever writing
+    over one that is there: a temporary beside it, then linked into place, which fails
+    if a file appeared meanwhile; ``force`` renames over it instead. FileExistsError
+    says how to go on."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if force:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise FileExistsError(f"{path} already exists; choose another --output, or "
+                                      f"--force to replace it") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
 
 
 def write_failure(exc: OSError, folder: Path) -> str:

@@ -18,12 +18,11 @@ replaces a file unless ``force`` is given.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from micrograd.checkpoint import write_new_file
 from micrograd.config.loader import ConfigError
 
 FORMATS = {"safetensors": ".safetensors", "onnx": ".onnx"}
@@ -74,26 +73,10 @@ def _require(fmt: str) -> None:
 
 
 def _write(out: Path, data: bytes, force: bool) -> None:
-    """Write atomically: a temporary beside ``out``, then linked into place (which
-    fails if a file appeared there meanwhile) or, with ``force``, renamed over it."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if force:
-            os.replace(tmp, out)
-        else:
-            try:
-                os.link(tmp, out)
-            except FileExistsError:
-                raise ExportError(f"{out} already exists; choose another --output, or --force "
-                                  f"to replace it") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        write_new_file(out, data, force)
+    except FileExistsError as exc:
+        raise ExportError(str(exc)) from None
 
 
 # ------------------------------------------------------------------ safetensors

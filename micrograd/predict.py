@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from micrograd.checkpoint import write_new_file
 from micrograd.data.files import source_name
 from micrograd.data.kinds import DataKind, kind_of
 from micrograd.data.pipeline import DataError
@@ -147,29 +146,9 @@ def prediction_table(results: list[dict], id_name: str, ids: list, target=None) 
 def write_predictions(path, table: list[list], force: bool = False) -> Path:
     """Write ``table`` as a CSV at ``path``, atomically; an existing file is a
     ``FileExistsError`` unless ``force``."""
-    path = Path(path)
-    if path.exists() and not force:
-        raise FileExistsError(f"{path} already exists; choose another --output, or --force "
-                              f"to replace it")
     buf = io.StringIO(newline="")
     csv.writer(buf).writerows(table)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(buf.getvalue())
-        if force:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)  # fails if a file appeared there meanwhile
-            except FileExistsError:
-                raise FileExistsError(f"{path} already exists; choose another --output, or "
-                                      f"--force to replace it") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_new_file(path, buf.getvalue().encode("utf-8"), force)
 
 
 def __getattr__(name):
