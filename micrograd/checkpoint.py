@@ -66,6 +66,12 @@ _READ_ERRORS = (zipfile.BadZipFile, zlib.error, struct.error, UnicodeDecodeError
                 OverflowError, NotImplementedError, RuntimeError, SyntaxError)
 
 
+#: What putting a checkpoint's JSON state into live objects (a pipeline, an optimiser,
+#: a data loader) can raise when the file is hostile; callers turn it into CheckpointError.
+STATE_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError,
+                RecursionError)
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read or used; the message names the problem."""
 

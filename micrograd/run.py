@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from micrograd.build import ModelConfigError, build_model, implied_by
-from micrograd.checkpoint import (CheckpointError, atomic_write_bytes, load_checkpoint,
-                                  load_weights)
+from micrograd.checkpoint import (STATE_ERRORS, CheckpointError, atomic_write_bytes,
+                                  load_checkpoint, load_weights)
 from micrograd.config.loader import ConfigError, validate
 from micrograd.config.schema import Config
 from micrograd.data.pipeline import Pipeline, pipeline_from_state
@@ -300,11 +300,6 @@ class Restored:
     arrays: dict = field(default_factory=dict)
 
 
-# What building objects from a hostile checkpoint's JSON can raise.
-_STATE_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError,
-                 RecursionError)
-
-
 def restore(path) -> Restored:
     """Model, config and preprocessing from a checkpoint file alone.
 
@@ -321,7 +316,7 @@ def restore(path) -> Restored:
     try:
         pipeline = pipeline_from_state(meta["pipeline"], pipe_arrays)
         input_shape = tuple(int(n) for n in pipeline.input_shape)
-    except _STATE_ERRORS as exc:
+    except STATE_ERRORS as exc:
         raise CheckpointError(f"{path}: the stored preprocessing state is not usable "
                               f"({type(exc).__name__}: {exc})") from None
     weights = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}

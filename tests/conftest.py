@@ -143,3 +143,12 @@ class SignalAt(Reporter):
     def batch(self, epoch, done, batches, loss, samples_per_s):
         if (epoch, done) in self.at:
             os.kill(os.getpid(), self.signum)
+
+
+def write_csv(path, header, rows):
+    """A CSV file of a header and rows (cells as csv.writer writes them)."""
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path

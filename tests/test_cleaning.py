@@ -1,7 +1,6 @@
 """CSV cleaning: duplicates before splitting, outlier bounds and feature selection
 fitted on the train split only, robust scaling, the state in checkpoints, the
 counts in ``Splits.info``."""
-import csv
 import json
 import warnings
 
@@ -9,19 +8,12 @@ import numpy as np
 import pytest
 from conftest import run, write_config
 
+from conftest import write_csv
 from micrograd.config.loader import validate
 from micrograd.data import cleaning
 from micrograd.data.pipeline import PipelineError, pipeline_from_state
 from micrograd.data.splits import split_indices
 from micrograd.data.tabular import load_tabular
-
-
-def write_csv(path, header, rows):
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 SPLITS = (0.6, 0.2, 0.2)

@@ -6,17 +6,10 @@ import warnings
 import numpy as np
 import pytest
 
+from conftest import write_csv
 from micrograd.data.pipeline import PipelineError, pipeline_from_state
 from micrograd.data.splits import split_indices
 from micrograd.data.tabular import TabularPipeline, UnseenCategoryWarning, load_tabular
-
-
-def write_csv(path, header, rows):
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 @pytest.fixture

@@ -29,16 +29,14 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 import micrograd.tensor as mt
-from micrograd.checkpoint import CheckpointError, load_weights, pack_state, unpack_state
+from micrograd.checkpoint import (STATE_ERRORS, CheckpointError, load_weights, pack_state,
+                                  unpack_state)
 from micrograd.interrupts import deferred_signals
 from micrograd.optim.lr_scheduler import ReduceLROnPlateau
 
 from .callback import Callback
 from .exceptions import TrainingInterrupted
 
-# What putting a hostile checkpoint's state into live objects can raise.
-STATE_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError,
-                RecursionError)
 
 
 @dataclass
