@@ -16,8 +16,8 @@ per run, so long runs are what makes them fast).
 Convolution is im2col, a sliding-window view copied once into a
 (N*OH*OW, kh*kw*C + 1) matrix (the extra column of ones carries the bias),
 then one GEMM; ``crop`` limits it to the output rows and columns a pooling
-layer reads. Pooling reads the kh*kw strided slices of the input directly
-(no window copy at all). Two fused nodes cover the common CNN runs:
+layer reads. Pooling (pooling.py) reads the kh*kw strided slices of the input
+directly (no window copy at all). Two fused nodes cover the common CNN runs:
 ``ReLUAvgPool2d`` and ``ConvReLUAvgPool2d`` (convolution, ReLU and average
 pooling in cache-sized chunks, for convolutions with few input channels).
 """
@@ -26,6 +26,12 @@ from __future__ import annotations
 import numpy as np
 
 from .autograd import Function
+# Pooling primitives and window helpers are re-exported for code that imported
+# them from here before they had modules of their own.
+from .pooling import AvgPool2d, MaxPool2d, _Pool2d  # noqa: F401
+from .windows import (  # noqa: F401
+    _crop, _nchw, _nhwc, _pad, _pair, _window_slices, check_kernel_fits, conv_output_size,
+)
 
 
 #: Size of the im2col matrix built at a time when it need not be kept for backward:
@@ -35,57 +41,6 @@ from .autograd import Function
 _COLS_CHUNK_BYTES = 4 << 20
 #: Input of fused ReLU + average pooling handled at a time: its passes then run in cache.
 _POOL_CHUNK_BYTES = 512 << 10
-
-
-def _pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
-def _nhwc(x):
-    """The (N, H, W, C) array behind an (N, C, H, W) one: free when it is channels-last."""
-    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-
-
-def _nchw(x):
-    """The (N, C, H, W) view of a channels-last (N, H, W, C) array (no copy)."""
-    return x.transpose(0, 3, 1, 2)
-
-
-def _pad(x, ph, pw, value=0.0):
-    """Pad the H and W axes of (N, H, W, C) (one allocation and one copy; np.pad costs more)."""
-    if ph == 0 and pw == 0:
-        return x
-    n, h, w, c = x.shape
-    out = np.full((n, h + 2 * ph, w + 2 * pw, c), value, dtype=x.dtype)
-    out[:, ph:ph + h, pw:pw + w] = x
-    return out
-
-
-def conv_output_size(size, kernel, stride=1, padding=0):
-    """Output length of a convolution (or pooling) along one axis of ``size``."""
-    return (size + 2 * padding - kernel) // stride + 1
-
-
-def check_kernel_fits(hp, wp, kh, kw):
-    """PyTorch's error for a convolution kernel larger than its padded input."""
-    if hp < kh or wp < kw:
-        raise ValueError(f"Calculated padded input size per channel: ({hp} x {wp}). Kernel "
-                         f"size: ({kh} x {kw}). Kernel size can't be greater than actual "
-                         f"input size")
-
-
-def _window_slices(kh, kw, sh, sw, oh, ow):
-    """For each kernel offset (i, j), the slice of the padded input it reads at every
-    output position: x[:, i + sh*oh', j + sw*ow'] for all oh' < oh, ow' < ow."""
-    return [(slice(i, i + sh * (oh - 1) + 1, sh), slice(j, j + sw * (ow - 1) + 1, sw))
-            for i in range(kh) for j in range(kw)]
-
-
-def _crop(gx, ph, pw):
-    """Remove the padding of (N, Hp, Wp, C) and view the result as (N, C, H, W)."""
-    if ph or pw:
-        gx = gx[:, ph:gx.shape[1] - ph, pw:gx.shape[2] - pw]
-    return _nchw(gx)
 
 
 def _im2col(windows, bias, transposed=None):
@@ -235,90 +190,6 @@ class Conv2d(Function):
             np.matmul(g2, w_offsets[k // kw, k % kw], out=part)
             gx[:, rows, cols] += part.reshape(n, oh, ow, c)
         return gx
-
-
-class _Pool2d(Function):
-    """Shared set-up: the padded channels-last input and the kh*kw window slices."""
-
-    pad_value = 0.0
-    fresh_grads = True
-
-    def _setup(self, x, kernel_size, stride, padding):
-        kh, kw = _pair(kernel_size)
-        sh, sw = _pair(stride if stride is not None else kernel_size)
-        ph, pw = _pair(padding)
-        xp = _pad(_nhwc(x), ph, pw, self.pad_value)
-        oh, ow = (xp.shape[1] - kh) // sh + 1, (xp.shape[2] - kw) // sw + 1
-        self.padded_shape, self.padding = xp.shape, (ph, pw)
-        self.kernel, self.stride = (kh, kw), (sh, sw)
-        self.slices = _window_slices(kh, kw, sh, sw, oh, ow)
-        return xp
-
-
-class MaxPool2d(_Pool2d):
-    """Maximum over each kh x kw window; the gradient goes to the (first) maximum."""
-
-    pad_value = -np.inf
-
-    def forward(self, x, kernel_size=2, stride=None, padding=0):
-        xp = self._setup(x, kernel_size, stride, padding)
-        # A running maximum over the kh*kw shifted slices: kh*kw passes over the
-        # output, no (N, OH, OW, kh*kw, C) window copy.
-        out = xp[(slice(None), *self.slices[0])].copy()
-        for rows, cols in self.slices[1:]:
-            np.maximum(out, xp[:, rows, cols], out=out)
-        if self.needs_input_grad[0]:
-            self.xp, self.out = xp, out
-        return _nchw(out)
-
-    def backward(self, g):
-        xp, out = self.xp, self.out
-        g = _nhwc(g)
-        gx = np.zeros(self.padded_shape, dtype=g.dtype)
-        # Visit the window positions in order; the first one equal to the maximum
-        # takes the gradient, the later ties get none (PyTorch's rule).
-        taken = np.zeros(out.shape, dtype=bool)
-        for rows, cols in self.slices:
-            hit = xp[:, rows, cols] == out
-            hit &= ~taken
-            taken |= hit
-            gx[:, rows, cols] += g * hit
-        return (_crop(gx, *self.padding),)
-
-
-class AvgPool2d(_Pool2d):
-    """Mean over each kh x kw window (padding counted, as PyTorch's default)."""
-
-    def forward(self, x, kernel_size=2, stride=None, padding=0):
-        xp = self._setup(x, kernel_size, stride, padding)
-        # The sum of the kh*kw shifted slices: strided reads, no window copy.
-        first, *rest = self.slices
-        out = xp[(slice(None), *first)].copy()
-        for rows, cols in rest:
-            out += xp[:, rows, cols]
-        out *= 1.0 / len(self.slices)
-        return _nchw(out)
-
-    def backward(self, g):
-        (kh, kw), (sh, sw) = self.kernel, self.stride
-        # order='C': the scaled copy is the channels-last array, whatever g's layout.
-        share = np.multiply(g.transpose(0, 2, 3, 1), 1.0 / (kh * kw), order="C")
-        n, oh, ow, c = share.shape
-        hp, wp = self.padded_shape[1:3]
-        if (sh, sw) == (kh, kw):
-            # Non-overlapping windows: each input cell gets one share, written by a
-            # single broadcast into the (N, OH, kh, OW, kw, C) blocks of the input
-            # (a view: splitting axes never copies). Cells that no window reaches
-            # (when kh does not divide the height) keep a zero gradient.
-            covered = (hp, wp) == (oh * kh, ow * kw)
-            gx = (np.empty if covered else np.zeros)(self.padded_shape, dtype=share.dtype)
-            blocks = gx[:, :oh * kh, :ow * kw].reshape(n, oh, kh, ow, kw, c)
-            blocks[...] = share[:, :, None, :, None, :]
-        else:
-            gx = np.zeros(self.padded_shape, dtype=g.dtype)
-            for rows, cols in self.slices:
-                gx[:, rows, cols] += share
-        return (_crop(gx, *self.padding),)
 
 
 class ReLUAvgPool2d(_Pool2d):
