@@ -73,12 +73,13 @@ def _im2col(windows, bias, transposed=None):
     return cols
 
 
-def _conv_input(x, w, stride, padding):
+def _conv_input(x, w, stride, padding, dilation=(1, 1)):
     """Check a convolution's input x (N, C, H, W) against w (O, C, kh, kw) and
     return its padded channels-last array, the geometry (kh, kw, sh, sw, ph, pw)
-    and the output size (OH, OW)."""
+    and the output size (OH, OW) (of the kernel dilated by (dh, dw))."""
     sh, sw = _pair(stride)
     ph, pw = _pair(padding)
+    dh, dw = dilation
     c, kh, kw = w.shape[1:]
     if x.ndim != 4 or x.shape[1] != c:
         raise ValueError(
@@ -86,8 +87,8 @@ def _conv_input(x, w, stride, padding):
         )
     xp = _pad(_nhwc(x), ph, pw)
     hp, wp = xp.shape[1:3]
-    check_kernel_fits(hp, wp, kh, kw)
-    out_size = conv_output_size(hp, kh, sh), conv_output_size(wp, kw, sw)
+    check_kernel_fits(hp, wp, dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+    out_size = conv_output_size(hp, kh, sh, 0, dh), conv_output_size(wp, kw, sw, 0, dw)
     return xp, (kh, kw, sh, sw, ph, pw), out_size
 
 
@@ -106,17 +107,22 @@ class Conv2d(Function):
 
     fresh_grads = True
 
-    def forward(self, x, w, b=None, stride=1, padding=0, crop=None):
+    def forward(self, x, w, b=None, stride=1, padding=0, crop=None, dilation=(1, 1)):
         """``crop=(h, w)`` computes only the top-left h x w corner of the output
-        (for a pooling layer that never reads the last rows and columns)."""
-        xp, geometry, (oh, ow) = _conv_input(x, w, stride, padding)
+        (for a pooling layer that never reads the last rows and columns).
+        ``dilation=(dh, dw)`` spaces the kernel taps dh rows and dw columns apart:
+        only the window view's kernel-axis strides change, so the im2col copy
+        and the GEMM are those of a dense kernel."""
+        dh, dw = self.dilation = dilation
+        xp, geometry, (oh, ow) = _conv_input(x, w, stride, padding, dilation)
         kh, kw, sh, sw = geometry[:4]
         n, o, c = len(xp), w.shape[0], w.shape[1]
         if crop is not None:
             oh, ow = min(oh, crop[0]), min(ow, crop[1])
         s0, s1, s2, s3 = xp.strides
         windows = np.lib.stride_tricks.as_strided(
-            xp, (n, oh, ow, kh, kw, c), (s0, s1 * sh, s2 * sw, s1, s2, s3), writeable=False)
+            xp, (n, oh, ow, kh, kw, c), (s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3),
+            writeable=False)
         # im2col, then one GEMM whose output rows (n, oh, ow) x columns o already
         # are the channels-last result.
         wmat = _weight_matrix(w, b)
@@ -172,7 +178,7 @@ class Conv2d(Function):
         c = w_offsets.shape[3]
         dtype = np.result_type(g2, w_offsets)
         part = np.empty((n * oh * ow, c), dtype=dtype)
-        slices = _window_slices(kh, kw, sh, sw, oh, ow)
+        slices = _window_slices(kh, kw, sh, sw, oh, ow, *self.dilation)
         if (sh, sw) == (1, 1):
             # The first offset's block is contiguous: written, not added, and
             # only the cells it does not reach are zeroed (one pass less).

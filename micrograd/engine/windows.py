@@ -34,9 +34,10 @@ def _pad(x, ph, pw, value=0.0):
     return out
 
 
-def conv_output_size(size, kernel, stride=1, padding=0):
-    """Output length of a convolution (or pooling) along one axis of ``size``."""
-    return (size + 2 * padding - kernel) // stride + 1
+def conv_output_size(size, kernel, stride=1, padding=0, dilation=1):
+    """Output length of a convolution (or pooling) along one axis of ``size``; a
+    dilated kernel spans dilation * (kernel - 1) + 1 cells."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
 def check_kernel_fits(hp, wp, kh, kw):
@@ -47,10 +48,11 @@ def check_kernel_fits(hp, wp, kh, kw):
                          f"input size")
 
 
-def _window_slices(kh, kw, sh, sw, oh, ow):
+def _window_slices(kh, kw, sh, sw, oh, ow, dh=1, dw=1):
     """For each kernel offset (i, j), the slice of the padded input it reads at every
-    output position: x[:, i + sh*oh', j + sw*ow'] for all oh' < oh, ow' < ow."""
-    return [(slice(i, i + sh * (oh - 1) + 1, sh), slice(j, j + sw * (ow - 1) + 1, sw))
+    output position: x[:, dh*i + sh*oh', dw*j + sw*ow'] for all oh' < oh, ow' < ow."""
+    return [(slice(dh * i, dh * i + sh * (oh - 1) + 1, sh),
+             slice(dw * j, dw * j + sw * (ow - 1) + 1, sw))
             for i in range(kh) for j in range(kw)]
 
 
