@@ -2,14 +2,57 @@
 
 One graph node rather than a composition of about ten (mean, sub, var, sqrt,
 div, mul, add and their broadcasts): backward then uses the closed form of the
-gradient through the batch statistics, which is faster and needs only xhat and
-1/std saved.
+gradient through the batch statistics.
+
+Normalisation is memory-bound: a few flops per value, so what counts is how
+many times the activation crosses memory. When the input's channels are its
+innermost axis in memory (BatchNorm1d's (N, C), or a channels-last (N, C, H, W)
+from a convolution) the node works on the (M, C) matrix behind it:
+
+- the per-channel sums are GEMVs (``ones @ X``), one read each, on BLAS threads;
+- the other passes go over row blocks that fit in cache, so each block's
+  several operations cost one read of it from memory;
+- forward is y = x * scale + shift with the per-channel scale and shift
+  (weight/std, bias - mean*weight/std) folded first: x is kept for backward,
+  not a normalised copy, and backward is gx = a*g + b*(x - mean) + c per channel.
+
+Forward then reads x three times (mean, variance, output) and writes y once;
+backward reads g and x twice and writes gx once. Any other layout takes the
+direct NumPy expressions, which give the same values.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .autograd import Function
+
+#: Bytes of a row block processed at a time: its passes then run in a core's L2 cache.
+_BLOCK_BYTES = 256 << 10
+
+
+def _channels_last_matrix(x):
+    """The (M, C) matrix behind x (N, C, ...) when channels are innermost in memory
+    (free: a view), else None."""
+    if x.ndim == 2:
+        return x if x.flags.c_contiguous else None
+    if x.ndim == 4:
+        nhwc = x.transpose(0, 2, 3, 1)
+        if nhwc.flags.c_contiguous:
+            return nhwc.reshape(-1, x.shape[1])
+    return None
+
+
+def _as_input_layout(matrix, x):
+    """An (M, C) result viewed in x's logical shape (channels-last for 4-D)."""
+    if x.ndim == 2:
+        return matrix
+    n, c, h, w = x.shape
+    return matrix.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+
+
+def _blocks(rows, width, itemsize):
+    step = max(1, _BLOCK_BYTES // max(1, width * itemsize))
+    return [slice(start, min(start + step, rows)) for start in range(0, rows, step)]
 
 
 class BatchNorm(Function):
@@ -21,19 +64,23 @@ class BatchNorm(Function):
     kernel does. Otherwise the running statistics normalise.
     """
 
+    fresh_grads = True
+
     def forward(self, x, weight, bias, running_mean=None, running_var=None,
                 training=False, momentum=0.1, eps=1e-5):
         if x.ndim < 2:
             raise ValueError(f"batch_norm expects input (N, C, ...), got shape {x.shape}")
+        matrix = _channels_last_matrix(x)
         axes = (0,) + tuple(range(2, x.ndim))
-        shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
         if training:
             count = x.size // x.shape[1]
             if count <= 1:
                 raise ValueError("Expected more than 1 value per channel when training, "
                                  f"got input size {x.shape}")
-            mean = x.mean(axis=axes)
-            var = x.var(axis=axes)
+            if matrix is not None:
+                mean, var = self._matrix_moments(matrix)
+            else:
+                mean, var = x.mean(axis=axes), x.var(axis=axes)
             if running_mean is not None:
                 running_mean *= 1 - momentum
                 running_mean += momentum * mean
@@ -44,23 +91,100 @@ class BatchNorm(Function):
             if running_mean is None or running_var is None:
                 raise ValueError("batch_norm in evaluation mode needs running_mean and running_var")
             mean, var = running_mean, running_var
-        invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype, copy=False).reshape(shape)
-        xhat = (x - mean.reshape(shape).astype(x.dtype, copy=False)) * invstd
-        self.xhat, self.invstd, self.weight = xhat, invstd, weight.reshape(shape)
-        self.axes, self.training = axes, training
-        return xhat * self.weight + bias.reshape(shape)
+        dtype = x.dtype
+        invstd = (1.0 / np.sqrt(var + eps)).astype(dtype, copy=False)
+        mean = mean.astype(dtype, copy=False)
+        scale = (invstd * weight).astype(dtype, copy=False)
+        shift = (bias - mean * scale).astype(dtype, copy=False)
+        if True in self.needs_input_grad:
+            self.x, self.mean, self.invstd, self.weight = x, mean, invstd, weight
+            self.training, self.axes = training, axes
+        if matrix is None:
+            shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+            return x * scale.reshape(shape) + shift.reshape(shape)
+        out = np.empty_like(matrix)
+        for rows in _blocks(len(matrix), matrix.shape[1], matrix.itemsize):
+            block = out[rows]
+            np.multiply(matrix[rows], scale, out=block)
+            block += shift
+        return _as_input_layout(out, x)
+
+    @staticmethod
+    def _matrix_moments(matrix):
+        """Per-column mean and biased variance of (M, C), the variance from the
+        deviations (two passes: no cancellation when the mean dwarfs the spread)."""
+        rows = len(matrix)
+        ones = np.ones(rows, dtype=matrix.dtype)
+        mean = (ones @ matrix) / rows
+        squares = np.zeros(matrix.shape[1], dtype=matrix.dtype)
+        blocks = _blocks(rows, matrix.shape[1], matrix.itemsize)
+        scratch = np.empty((blocks[0].stop - blocks[0].start, matrix.shape[1]), dtype=matrix.dtype)
+        for block in blocks:
+            dev = scratch[:block.stop - block.start]
+            np.subtract(matrix[block], mean, out=dev)
+            np.multiply(dev, dev, out=dev)
+            squares += ones[:len(dev)] @ dev
+        return mean, squares / rows
 
     def backward(self, g):
-        xhat, axes = self.xhat, self.axes
+        x, mean, invstd, weight = self.x, self.mean, self.invstd, self.weight
+        matrix = _channels_last_matrix(x)
+        gmat = None if matrix is None else _channels_last_matrix(g)
+        if gmat is None:
+            return self._backward_direct(g)
+        rows, c = matrix.shape
+        ones = np.ones(rows, dtype=g.dtype)
+        # sum(g) and sum(g * (x - mean)) per channel, one block at a time (the
+        # deviation taken first, as PyTorch: x * g - mean * g would cancel).
+        sum_g = np.zeros(c, dtype=g.dtype)
+        sum_gdev = np.zeros(c, dtype=g.dtype)
+        blocks = _blocks(rows, c, matrix.itemsize)
+        scratch = np.empty((blocks[0].stop - blocks[0].start, c), dtype=g.dtype)
+        for block in blocks:
+            g_block, part = gmat[block], scratch[:block.stop - block.start]
+            sum_g += ones[:len(part)] @ g_block
+            np.subtract(matrix[block], mean, out=part)
+            part *= g_block
+            sum_gdev += ones[:len(part)] @ part
+        sum_gxhat = invstd * sum_gdev  # sum(g * xhat)
         gx = gw = gb = None
         if self.needs_input_grad[0]:
-            gxhat = g * self.weight
+            a = invstd * weight
             if self.training:
-                # The batch mean and variance depend on x: their gradient removes
-                # the components of gxhat along 1 and along xhat.
+                # The batch mean and variance depend on x: gx = a * (g - mean(g)
+                # - xhat * mean(g * xhat)), as a*g + b*(x - mean) + c per channel.
+                b = -a * invstd * sum_gxhat / rows
+                const = -a * sum_g / rows
+            out = np.empty_like(gmat)
+            for block in blocks:
+                dst = out[block]
+                np.multiply(gmat[block], a, out=dst)
+                if self.training:
+                    part = scratch[:block.stop - block.start]
+                    np.subtract(matrix[block], mean, out=part)
+                    part *= b
+                    dst += part
+                    dst += const
+            gx = _as_input_layout(out, x)
+        if self.needs_input_grad[1]:
+            gw = sum_gxhat.astype(weight.dtype, copy=False)
+        if self.needs_input_grad[2]:
+            gb = sum_g.astype(weight.dtype, copy=False)
+        return gx, gw, gb
+
+    def _backward_direct(self, g):
+        """Any layout: the same formulas as NumPy expressions over the reduced axes."""
+        x, axes = self.x, self.axes
+        shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        invstd = self.invstd.reshape(shape)
+        xhat = (x - self.mean.reshape(shape)) * invstd
+        gx = gw = gb = None
+        if self.needs_input_grad[0]:
+            gxhat = g * self.weight.reshape(shape)
+            if self.training:
                 gxhat = (gxhat - gxhat.mean(axis=axes, keepdims=True)
                          - xhat * (gxhat * xhat).mean(axis=axes, keepdims=True))
-            gx = gxhat * self.invstd
+            gx = gxhat * invstd
         if self.needs_input_grad[1]:
             gw = (g * xhat).sum(axis=axes)
         if self.needs_input_grad[2]:

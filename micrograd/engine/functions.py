@@ -184,23 +184,39 @@ class Abs(Function):
 
 
 class Tanh(Function):
+    fresh_grads = True
+
     def forward(self, a):
         self.out = np.tanh(a)
         return self.out
 
     def backward(self, g):
-        return (g * (1 - self.out * self.out),)
+        # g * (1 - out^2), in one scratch array (or in g when it is ours alone).
+        d = np.multiply(self.out, self.out)
+        np.subtract(1, d, out=d)
+        return (np.multiply(g, d, out=g if self.grad_is_owned else d),)
 
 
 class Sigmoid(Function):
+    fresh_grads = True
+
     def forward(self, a):
-        # exp(-log(1 + e^-x)) neither overflows nor loses small values.
-        self.out = np.exp(-np.logaddexp(0, -a)).astype(a.dtype, copy=False)
+        # 1 / (1 + e^-x): where e^-x overflows to inf the result is the correct
+        # 0, and where x is very negative the quotient keeps its relative
+        # precision, so no slower stable form (logaddexp) is needed.
+        out = np.negative(a)
+        with np.errstate(over="ignore"):
+            np.exp(out, out=out)
+        out += 1
+        self.out = np.reciprocal(out, out=out)
         return self.out
 
     def backward(self, g):
+        # g * s * (1 - s), in one scratch array (or in g when it is ours alone).
         s = self.out
-        return (g * s * (1 - s),)
+        d = np.subtract(1, s)
+        d *= s
+        return (np.multiply(g, d, out=g if self.grad_is_owned else d),)
 
 
 class ReLU(Function):

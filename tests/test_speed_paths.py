@@ -1,0 +1,127 @@
+"""The kernels written for speed on every network keep PyTorch's numbers.
+
+Batch normalisation works on the (M, C) matrix behind channels-last inputs in
+cache-sized row blocks (and on any other layout with plain NumPy); Sigmoid is
+1 / (1 + e^-x) without the slower stable form; Tanh and Sigmoid mask owned
+gradients in place. Each is checked against PyTorch (float64, rtol 1e-6)
+where it is installed, across layouts and block sizes. Speed itself lives in
+bench/.
+"""
+import warnings
+
+import numpy as np
+import pytest
+
+import micrograd.nn as mn
+import micrograd.nn.functional as F
+import micrograd.tensor as mt
+from micrograd.engine import batchnorm
+
+torch = pytest.importorskip("torch")
+
+
+def rand(*shape, seed=0, offset=0.0):
+    return np.random.default_rng(seed).standard_normal(shape) * 2.0 + offset
+
+
+def layout(array, kind):
+    """The same values as (N, C, ...) in the memory layout named by kind."""
+    if kind == "channels_last":
+        return np.ascontiguousarray(array.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    if kind == "strided":
+        wide = np.zeros(array.shape[:-1] + (2 * array.shape[-1],))
+        wide[..., ::2] = array
+        return wide[..., ::2]
+    return np.ascontiguousarray(array)
+
+
+@pytest.mark.parametrize("shape, kind", [
+    ((6, 5), "contiguous"),
+    ((4, 3, 7), "contiguous"),
+    ((4, 3, 5, 6), "contiguous"),
+    ((4, 3, 5, 6), "channels_last"),
+    ((4, 3, 5, 6), "strided"),
+    ((64, 8, 6, 6), "channels_last"),  # several row blocks
+])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("offset", [0.0, 1000.0])
+def test_batch_norm_matches_torch_in_every_layout(shape, kind, training, offset, monkeypatch):
+    monkeypatch.setattr(batchnorm, "_BLOCK_BYTES", 512)  # many blocks even for small inputs
+    c = shape[1]
+    x_np = rand(*shape, offset=offset)
+    g_np = rand(*shape, seed=1)
+    cls = mn.BatchNorm1d if len(shape) < 4 else mn.BatchNorm2d
+    tcls = torch.nn.BatchNorm1d if len(shape) < 4 else torch.nn.BatchNorm2d
+    ours, theirs = cls(c).to(mt.float64), tcls(c).double()
+    with torch.no_grad():
+        theirs.weight.copy_(torch.from_numpy(rand(c, seed=2)))
+        theirs.bias.copy_(torch.from_numpy(rand(c, seed=3)))
+        theirs.running_mean.copy_(torch.from_numpy(rand(c, seed=4) + offset))
+        theirs.running_var.copy_(torch.from_numpy(rand(c, seed=5) ** 2 + 0.5))
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    ours.train(training), theirs.train(training)
+
+    x = mt.Tensor(layout(x_np, kind), dtype=mt.float64, requires_grad=True)
+    tx = torch.from_numpy(x_np).requires_grad_(True)
+    y, ty = ours(x), theirs(tx)
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-6, atol=1e-9)
+    (y * mt.Tensor(layout(g_np, kind), dtype=mt.float64)).sum().backward()
+    (ty * torch.from_numpy(g_np)).sum().backward()
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ours.weight.grad, theirs.weight.grad.numpy(), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ours.bias.grad, theirs.bias.grad.numpy(), rtol=1e-6, atol=1e-9)
+    for name in ("running_mean", "running_var"):
+        np.testing.assert_allclose(getattr(ours, name).data, getattr(theirs, name).numpy(),
+                                   rtol=1e-6)
+
+
+def test_batch_norm_keeps_the_channels_last_layout_of_a_convolution():
+    x = mn.Conv2d(2, 4, 3)(mt.randn(3, 2, 6, 6))
+    assert x.data.transpose(0, 2, 3, 1).flags.c_contiguous
+    y = mn.BatchNorm2d(4)(x)
+    assert y.data.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+def test_float32_batch_norm_with_a_large_mean_stays_accurate():
+    # The variance from deviations, not E[x^2] - E[x]^2: with a mean of 1000 and
+    # a spread of 2 the latter would lose every digit in float32.
+    x_np = rand(256, 3, 4, 4, offset=1000.0)
+    ours = mn.BatchNorm2d(3)
+    y = ours(mt.Tensor(layout(x_np, "channels_last").astype(np.float32)))
+    expected = torch.nn.functional.batch_norm(torch.from_numpy(x_np), None, None, training=True)
+    np.testing.assert_allclose(y.data, expected.numpy(), atol=2e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_matches_torch_at_the_extremes_without_warnings(dtype):
+    values = np.array([-1e4, -745.0, -100.0, -88.7, -20.0, -1.0, -1e-8, 0.0, 1e-8, 1.0, 20.0,
+                       40.0, 100.0, 1e4], dtype=dtype)
+    x = mt.Tensor(values, dtype=dtype, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = F.sigmoid(x)
+        y.sum().backward()
+    tx = torch.from_numpy(values).requires_grad_(True)
+    ty = torch.sigmoid(tx)
+    ty.sum().backward()
+    rtol = 1e-6 if dtype == np.float64 else 1e-6 * 2 ** 8
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=rtol, atol=0)
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=rtol, atol=1e-300)
+
+
+@pytest.mark.parametrize("name", ["Tanh", "Sigmoid"])
+def test_activation_gradient_leaves_a_retained_gradient_alone(name):
+    # Masking in place is for a gradient no one else holds: y.grad is held.
+    x = mt.Tensor(rand(4, 5), dtype=mt.float64, requires_grad=True)
+    h = x * 2.0
+    h.retain_grad()
+    y = getattr(mn, name)()(h)
+    y.retain_grad()
+    (y * mt.Tensor(rand(4, 5, seed=1), dtype=mt.float64)).sum().backward()
+    kept = y.grad.data.copy()
+    tx = torch.from_numpy(rand(4, 5)).requires_grad_(True)
+    ty = getattr(torch, name.lower())(tx * 2.0)
+    (ty * torch.from_numpy(rand(4, 5, seed=1))).sum().backward()
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(y.grad.data, kept)
+    np.testing.assert_allclose(y.grad.data, rand(4, 5, seed=1))
