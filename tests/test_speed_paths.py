@@ -125,3 +125,46 @@ def test_activation_gradient_leaves_a_retained_gradient_alone(name):
     np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-6)
     np.testing.assert_array_equal(y.grad.data, kept)
     np.testing.assert_allclose(y.grad.data, rand(4, 5, seed=1))
+
+
+def _relu_max_pool_input():
+    """Windows with tied maxima, all-negative windows, exact zeros and padding."""
+    x = np.round(rand(3, 2, 9, 9), 0)
+    x[0, 0, :4, :4] = -1.0
+    x[1, 1, 2:6, 2:6] = 0.0
+    return x
+
+
+@pytest.mark.parametrize("pool", [
+    dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=(2, 3)),
+])
+def test_fuse_moves_relu_after_max_pool_with_the_same_values_and_gradients(pool):
+    def layers():
+        return [mn.Conv2d(2, 3, 1), mn.ReLU(), mn.MaxPool2d(**pool), mn.MaxPool2d(1),
+                mn.Flatten()]
+    plain = mn.Sequential(layers()).to(mt.float64)
+    fused = mn.fuse(mn.Sequential(layers()).to(mt.float64))
+    fused.load_state_dict(plain.state_dict())
+    assert [type(m) for m in fused] == [mn.Conv2d, mn.MaxPool2d, mn.MaxPool2d, mn.ReLU,
+                                       mn.Flatten]
+    assert [type(m) for m in mn.fuse(fused)] == [type(m) for m in fused]  # idempotent
+    assert list(fused.state_dict()) == list(plain.state_dict())
+    grads = []
+    for model in (plain, fused):
+        x = mt.Tensor(_relu_max_pool_input(), dtype=mt.float64, requires_grad=True)
+        y = model(x)
+        (y * mt.Tensor(rand(*y.shape, seed=2), dtype=mt.float64)).sum().backward()
+        grads.append((y.data, x.grad.data, model[0].weight.grad.data))
+    for ours, reference in zip(*grads):
+        np.testing.assert_array_equal(ours, reference)
+
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 1), torch.nn.ReLU(),
+                                 torch.nn.MaxPool2d(**pool), torch.nn.MaxPool2d(1),
+                                 torch.nn.Flatten()).double()
+    theirs.load_state_dict({k: torch.from_numpy(np.asarray(v.data))
+                            for k, v in plain.state_dict().items()})
+    tx = torch.from_numpy(_relu_max_pool_input()).requires_grad_(True)
+    ty = theirs(tx)
+    (ty * torch.from_numpy(rand(*ty.shape, seed=2))).sum().backward()
+    np.testing.assert_allclose(grads[1][0], ty.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(grads[1][1], tx.grad.numpy(), rtol=1e-6, atol=1e-12)

@@ -1,8 +1,12 @@
 """Fusion as an explicit pass: ``mn.fuse(model)`` rewrites runs of layers that are
 faster computed together (``torch.ao.quantization.fuse_modules`` is the model).
 
-Two runs are fused, inside every ``Sequential`` of the model:
+Three runs are rewritten, inside every ``Sequential`` of the model:
 
+- ``ReLU, MaxPool2d`` becomes ``MaxPool2d, ReLU``: the maximum commutes with
+  the rectifier (values, the window's first maximum that takes the gradient,
+  and the zero gradient of a window that is all non-positive), so ReLU runs on
+  the pooled output instead of the full one;
 - ``Conv2d, ReLU, AvgPool2d`` with non-overlapping, unpadded pooling windows
   becomes a ``ConvReLUAvgPool2d`` module (``F.conv_relu_avg_pool2d``: the same
   values and gradients, to float rounding);
@@ -21,7 +25,7 @@ from .activation import ReLU
 from .conv import Conv2d
 from .linear import Identity
 from .module import Module
-from .pooling import AvgPool2d
+from .pooling import AvgPool2d, MaxPool2d
 from .sequential import Sequential
 
 
@@ -77,6 +81,14 @@ def _fuse_sequential(seq: Sequential) -> None:
             previous, i = fused, i + 3
             continue
         previous = None
+        if _is_relu_max_pool(modules[i:i + 2]):
+            # max(relu(x)) = relu(max(x)), gradients included: ReLU then runs on
+            # the pooled output, a quarter of the size for 2 x 2 windows. It may
+            # now meet the next MaxPool2d (or AvgPool2d) at i + 1.
+            modules[i:i + 2] = modules[i + 1], modules[i]
+            _replace(seq, names[i:i + 2], modules[i:i + 2], modules[i].training)
+            i += 1
+            continue
         if i + 1 < len(modules) and _is_relu_avg_pool(modules[i:i + 2]):
             relu, pool = modules[i:i + 2]
             fused = ReLUAvgPool2d(pool.kernel_size, pool.stride, pool.padding)
@@ -90,6 +102,10 @@ def _replace(seq, names, modules, training):
     for name, module in zip(names, modules):
         module.training = training
         seq.add_module(name, module)  # an existing name keeps its place
+
+
+def _is_relu_max_pool(run):
+    return len(run) == 2 and type(run[0]) is ReLU and type(run[1]) is MaxPool2d
 
 
 def _is_relu_avg_pool(run):
