@@ -203,21 +203,45 @@ class LinearLayer(Strict):
     bias: bool = True
 
 
+#: An int, or [height, width] (a kernel size, stride, padding or dilation per axis).
+PositivePair = Union[PositiveInt, Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]]
+NonNegPair = Union[Annotated[int, Field(ge=0)],
+                   Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2, max_length=2)]]
+
+
 class Conv2dLayer(Strict):
+    """``padding`` also takes 'same' (the output keeps its height and width; stride 1)
+    and 'valid' (none); ``groups`` must divide in_channels and out_channels."""
+
     type: Literal["conv2d"]
     out_channels: PositiveInt
-    kernel_size: PositiveInt
+    kernel_size: PositivePair
     in_channels: Optional[PositiveInt] = None
-    stride: PositiveInt = 1
-    padding: Annotated[int, Field(ge=0)] = 0
+    stride: PositivePair = 1
+    padding: Union[NonNegPair, Literal["same", "valid"]] = 0
+    dilation: PositivePair = 1
+    groups: PositiveInt = 1
     bias: bool = True
+    padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros"
 
 
-class PoolLayer(Strict):
-    type: Literal["maxpool2d", "avgpool2d"]
-    kernel_size: PositiveInt = 2
-    stride: Optional[PositiveInt] = None
-    padding: Annotated[int, Field(ge=0)] = 0
+class MaxPoolLayer(Strict):
+    type: Literal["maxpool2d"]
+    kernel_size: PositivePair = 2
+    stride: Optional[PositivePair] = None
+    padding: NonNegPair = 0
+    dilation: PositivePair = 1
+    ceil_mode: bool = False
+
+
+class AvgPoolLayer(Strict):
+    type: Literal["avgpool2d"]
+    kernel_size: PositivePair = 2
+    stride: Optional[PositivePair] = None
+    padding: NonNegPair = 0
+    ceil_mode: bool = False
+    count_include_pad: bool = True
+    divisor_override: Optional[PositiveInt] = None
 
 
 class FlattenLayer(Strict):
@@ -268,7 +292,7 @@ class EmbeddingBagLayer(Strict):
 
 
 LayerConfig = Annotated[
-    Union[LinearLayer, Conv2dLayer, PoolLayer, FlattenLayer, ActivationLayer, SoftmaxLayer,
+    Union[LinearLayer, Conv2dLayer, MaxPoolLayer, AvgPoolLayer, FlattenLayer, ActivationLayer, SoftmaxLayer,
           DropoutLayer, BatchNormLayer, EmbeddingLayer, EmbeddingBagLayer],
     Field(discriminator="type"),
 ]

@@ -12,22 +12,61 @@ from .autograd import Function
 from .windows import _crop, _nchw, _nhwc, _pad, _pair, _window_slices
 
 
+def pool_output_size(size, kernel, stride, padding=0, dilation=1, ceil_mode=False):
+    """Output length of pooling along one axis, PyTorch's rule: with ``ceil_mode`` the
+    division rounds up, but the last window must start inside the input or its
+    left padding (one fewer output when it would start in the right padding)."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def _pad_extra(x, ph, pw, eh, ew, value):
+    """Pad (N, H, W, C) by (ph, pw) on each side plus (eh, ew) more at the bottom and
+    right (the cells ceil_mode's last windows reach past the padded input)."""
+    n, h, w, c = x.shape
+    out = np.full((n, h + 2 * ph + eh, w + 2 * pw + ew, c), value, dtype=x.dtype)
+    out[:, ph:ph + h, pw:pw + w] = x
+    return out
+
+
 class _Pool2d(Function):
     """Shared set-up: the padded channels-last input and the kh*kw window slices."""
 
     pad_value = 0.0
     fresh_grads = True
 
-    def _setup(self, x, kernel_size, stride, padding):
+    def _setup(self, x, kernel_size, stride, padding, dilation=1, ceil_mode=False):
         kh, kw = _pair(kernel_size)
         sh, sw = _pair(stride if stride is not None else kernel_size)
         ph, pw = _pair(padding)
-        xp = _pad(_nhwc(x), ph, pw, self.pad_value)
-        oh, ow = (xp.shape[1] - kh) // sh + 1, (xp.shape[2] - kw) // sw + 1
-        self.padded_shape, self.padding = xp.shape, (ph, pw)
+        dh, dw = _pair(dilation)
+        h, w = x.shape[2:]
+        oh = pool_output_size(h, kh, sh, ph, dh, ceil_mode)
+        ow = pool_output_size(w, kw, sw, pw, dw, ceil_mode)
+        if oh < 1 or ow < 1:
+            raise ValueError(f"Given input size: ({x.shape[1]}x{h}x{w}). Calculated output "
+                             f"size: ({x.shape[1]}x{oh}x{ow}). Output size is too small")
+        # Under ceil_mode the last windows may reach past the padded input.
+        eh = max(0, (oh - 1) * sh + dh * (kh - 1) + 1 - (h + 2 * ph))
+        ew = max(0, (ow - 1) * sw + dw * (kw - 1) + 1 - (w + 2 * pw))
+        if eh or ew:
+            xp = _pad_extra(_nhwc(x), ph, pw, eh, ew, self.pad_value)
+        else:
+            xp = _pad(_nhwc(x), ph, pw, self.pad_value)
+        self.padded_shape, self.padding, self.extra = xp.shape, (ph, pw), (eh, ew)
         self.kernel, self.stride = (kh, kw), (sh, sw)
-        self.slices = _window_slices(kh, kw, sh, sw, oh, ow)
+        self.slices = _window_slices(kh, kw, sh, sw, oh, ow, dh, dw)
         return xp
+
+    def _input_grad(self, gx):
+        """The gradient of the padded input, (N, Hp, Wp, C), cropped to x's (N, C, H, W)."""
+        eh, ew = self.extra
+        if eh or ew:
+            gx = gx[:, :gx.shape[1] - eh, :gx.shape[2] - ew]
+        return _crop(gx, *self.padding)
 
 
 class MaxPool2d(_Pool2d):
@@ -35,8 +74,8 @@ class MaxPool2d(_Pool2d):
 
     pad_value = -np.inf
 
-    def forward(self, x, kernel_size=2, stride=None, padding=0):
-        xp = self._setup(x, kernel_size, stride, padding)
+    def forward(self, x, kernel_size=2, stride=None, padding=0, dilation=1, ceil_mode=False):
+        xp = self._setup(x, kernel_size, stride, padding, dilation, ceil_mode)
         # A running maximum over the kh*kw shifted slices: kh*kw passes over the
         # output, no (N, OH, OW, kh*kw, C) window copy.
         out = xp[(slice(None), *self.slices[0])].copy()
@@ -58,26 +97,50 @@ class MaxPool2d(_Pool2d):
             hit &= ~taken
             taken |= hit
             gx[:, rows, cols] += g * hit
-        return (_crop(gx, *self.padding),)
+        return (self._input_grad(gx),)
 
 
 class AvgPool2d(_Pool2d):
-    """Mean over each kh x kw window (padding counted, as PyTorch's default)."""
+    """Mean over each kh x kw window, PyTorch's divisor rules: by default the
+    padding counts (``count_include_pad``) but not the cells ceil_mode's last
+    windows reach past it; ``count_include_pad=False`` counts input cells only;
+    ``divisor_override`` divides every window's sum by that number instead."""
 
-    def forward(self, x, kernel_size=2, stride=None, padding=0):
-        xp = self._setup(x, kernel_size, stride, padding)
+    def forward(self, x, kernel_size=2, stride=None, padding=0, ceil_mode=False,
+                count_include_pad=True, divisor_override=None):
+        xp = self._setup(x, kernel_size, stride, padding, 1, ceil_mode)
         # The sum of the kh*kw shifted slices: strided reads, no window copy.
         first, *rest = self.slices
         out = xp[(slice(None), *first)].copy()
         for rows, cols in rest:
             out += xp[:, rows, cols]
-        out *= 1.0 / len(self.slices)
+        self.scale = self._scale(x.shape[2:], out.shape[1:3], count_include_pad,
+                                 divisor_override, out.dtype)
+        out *= self.scale
         return _nchw(out)
+
+    def _scale(self, size, out_size, count_include_pad, divisor_override, dtype):
+        """1 / divisor: a number when every window has the same one (always so by
+        default, without ceil_mode), else an (OH, OW, 1) array."""
+        if divisor_override is not None:
+            return 1.0 / divisor_override
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
+        counts = []
+        for n, k, s, p, o in zip(size, (kh, kw), (sh, sw), (ph, pw), out_size):
+            start = np.arange(o) * s - p
+            end = np.minimum(start + k, n + p)  # ceil_mode's overhang never counts
+            if not count_include_pad:
+                start, end = np.maximum(start, 0), np.minimum(end, n)
+            counts.append(end - start)
+        if (counts[0] == kh).all() and (counts[1] == kw).all():
+            return 1.0 / (kh * kw)
+        scale = 1.0 / (counts[0][:, None] * counts[1][None, :])
+        return scale[:, :, None].astype(dtype)  # float32 stays float32
 
     def backward(self, g):
         (kh, kw), (sh, sw) = self.kernel, self.stride
         # order='C': the scaled copy is the channels-last array, whatever g's layout.
-        share = np.multiply(g.transpose(0, 2, 3, 1), 1.0 / (kh * kw), order="C")
+        share = np.multiply(g.transpose(0, 2, 3, 1), self.scale, order="C")
         n, oh, ow, c = share.shape
         hp, wp = self.padded_shape[1:3]
         if (sh, sw) == (kh, kw):
@@ -93,4 +156,4 @@ class AvgPool2d(_Pool2d):
             gx = np.zeros(self.padded_shape, dtype=g.dtype)
             for rows, cols in self.slices:
                 gx[:, rows, cols] += share
-        return (_crop(gx, *self.padding),)
+        return (self._input_grad(gx),)

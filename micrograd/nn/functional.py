@@ -21,6 +21,9 @@ import numpy as np
 from micrograd.engine import conv as _conv
 from micrograd.engine import embedding as _embedding
 from micrograd.engine import functions as _functions
+from micrograd.engine import pad as _pad
+from micrograd.engine import pooling as _pooling
+from micrograd.engine.grouped_conv import GroupedConv2d as _GroupedConv2d
 from micrograd.engine.batchnorm import BatchNorm as _BatchNorm
 from micrograd.engine.random import default_generator
 from micrograd.engine.tensor import Tensor
@@ -64,43 +67,161 @@ def linear(input, weight, bias=None):
     return _functions.Linear.apply(_tensor(input), *params)
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0):
-    """2-D cross-correlation of x (N, C, H, W) with W (O, C, kh, kw), plus b (O,)."""
-    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
-    if min(stride) < 1 or min(padding) < 0:
-        raise ValueError(f"conv2d needs stride >= 1 and padding >= 0, got {stride}, {padding}")
-    params = (weight,) if bias is None else (weight, bias)
-    return _batched(_tensor(input),
-                    lambda x: _conv.Conv2d.apply(x, *params, stride=stride, padding=padding))
+#: Convolution ``padding_mode`` -> the ``pad`` mode that makes it ('zeros' pads in the conv).
+PADDING_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate",
+                 "circular": "circular"}
 
 
-def _pool_args(kernel_size, stride, padding):
+def conv_padding(padding, kernel, dilation, stride):
+    """``padding`` (int, pair, 'valid' or 'same') as (top, bottom, left, right) cells,
+    PyTorch's rules: 'same' pads dilation * (k - 1) in all, the odd cell (even
+    kernels) at the bottom and right, and refuses strides other than 1."""
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"Invalid padding string {padding!r}, should be one of "
+                             f"{{'same', 'valid'}}")
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if stride != (1, 1):
+            raise ValueError("padding='same' is not supported for strided convolutions")
+        (th, tw) = (d * (k - 1) for d, k in zip(dilation, kernel))
+        return (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+    ph, pw = _pair(padding, "padding")
+    if min(ph, pw) < 0:
+        raise ValueError(f"padding must be non-negative, got {(ph, pw)}")
+    return (ph, ph, pw, pw)
+
+
+def conv_args(stride, dilation, groups, padding_mode="zeros"):
+    """Check and normalise the arguments a convolution's shapes do not decide."""
+    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    if min(stride) < 1:
+        raise ValueError(f"stride should be greater than zero, got {stride}")
+    if min(dilation) < 1:
+        raise ValueError(f"dilation should be greater than zero, got {dilation}")
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
+        raise ValueError("groups must be a positive integer")
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of {sorted(PADDING_MODES)}, but got "
+                         f"padding_mode={padding_mode!r}")
+    return stride, dilation, int(groups)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D cross-correlation of x (N, C, H, W) with W (O, C/groups, kh, kw), plus b (O,),
+    as ``torch.nn.functional.conv2d``.
+
+    ``padding`` is an int, a pair, ``'valid'`` (none) or ``'same'`` (the output
+    keeps H x W; stride 1 only). ``dilation`` spaces the kernel taps apart.
+    ``groups`` splits the channels into that many independent convolutions
+    (groups = C: depthwise). Example: ``conv2d(x, w, padding='same', dilation=2)``.
+    """
+    weight = _tensor(weight)
+    stride, dilation, groups = conv_args(stride, dilation, groups)
+    top, bottom, left, right = conv_padding(padding, weight.shape[2:], dilation, stride)
+    params = (weight,) if bias is None else (weight, _tensor(bias))
+
+    def run(x):
+        if x.shape[1] != weight.shape[1] * groups:
+            per_group = f" and groups={groups}" if groups > 1 else ""
+            raise ValueError(f"conv2d expects input (N, {weight.shape[1] * groups}, H, W) for "
+                             f"weight {tuple(weight.shape)}{per_group}, got {tuple(x.shape)}")
+        pad = (top, left)
+        if (top, left) != (bottom, right):
+            # The engine pads symmetrically: the extra cell of an even 'same'
+            # kernel is padded here first, at the bottom and right.
+            x = _pad.Pad2d.apply(x, pads=(0, right - left, 0, bottom - top), mode="constant")
+        if groups > 1:
+            return _GroupedConv2d.apply(x, *params, stride=stride, padding=pad,
+                                        dilation=dilation, groups=groups)
+        if dilation != (1, 1):
+            return _conv.Conv2d.apply(x, *params, stride=stride, padding=pad, dilation=dilation)
+        return _conv.Conv2d.apply(x, *params, stride=stride, padding=pad)
+
+    return _batched(_tensor(input), run)
+
+
+def pad(input, pad, mode="constant", value=None):
+    """Pad the last two axes of a (N, C, H, W) or (C, H, W) input, as
+    ``torch.nn.functional.pad``: ``pad = (left, right, top, bottom)`` (or
+    ``(left, right)``, the W axis only, for ``'constant'``), each >= 0.
+
+    ``mode``: ``'constant'`` (``value``, default 0), ``'reflect'`` (mirrored,
+    the edge not repeated; pads < the axis), ``'replicate'`` (the edge repeated)
+    or ``'circular'`` (wrapped; pads <= the axis). Example:
+    ``pad(x, (1, 1, 2, 2), mode='reflect')`` turns (N, C, 5, 5) into (N, C, 9, 7).
+    """
+    if mode not in _pad.MODES:
+        raise ValueError(f"Unrecognised padding mode {mode!r}; expected one of {_pad.MODES}")
+    pads = tuple(pad)
+    if len(pads) == 2 and mode == "constant":
+        pads += (0, 0)
+    if len(pads) != 4 or not all(isinstance(p, (int, np.integer)) for p in pads):
+        raise ValueError(f"pad must be 4 ints (left, right, top, bottom) for mode {mode!r}, "
+                         f"got {pad!r}")
+    if min(pads) < 0:
+        raise ValueError(f"negative padding (cropping) is not supported, got {pads}")
+    if mode != "constant" and value:
+        raise ValueError(f"padding mode {mode!r} doesn't take in value argument")
+    fill = 0.0 if value is None else float(value)
+    return _batched(_tensor(input), lambda x: _pad.Pad2d.apply(
+        x, pads=tuple(int(p) for p in pads), mode=mode, value=fill))
+
+
+def _pool_args(kernel_size, stride, padding, dilation=1):
     kernel = _pair(kernel_size, "kernel_size")
     stride = kernel if stride is None else _pair(stride, "stride")
     padding = _pair(padding, "padding")
+    dilation = _pair(dilation, "dilation")
+    if min(kernel) < 1:
+        raise ValueError(f"kernel_size should be greater than zero, got {kernel}")
+    if min(dilation) < 1:
+        raise ValueError(f"dilation should be greater than zero, got {dilation}")
     # More padding than this would let a window hold nothing but padding.
-    if any(p > k // 2 for p, k in zip(padding, kernel)) or min(padding) < 0:
-        raise ValueError(f"pad should be at most half of effective kernel size, "
-                         f"but got pad={padding} and kernel_size={kernel}")
+    effective = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    if any(p > e // 2 for p, e in zip(padding, effective)) or min(padding) < 0:
+        raise ValueError(f"pad should be at most half of effective kernel size, but got "
+                         f"pad={padding}, kernel_size={kernel} and dilation={dilation}")
     if min(stride) < 1:
         raise ValueError(f"stride should be at least 1, got {stride}")
     return kernel, stride, padding
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0):
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
     """Maximum over each window of x (N, C, H, W); stride defaults to kernel_size.
-    Padding is -inf, so it never wins."""
-    kernel, stride, padding = _pool_args(kernel_size, stride, padding)
-    return _batched(_tensor(input), lambda x: _conv.MaxPool2d.apply(
-        x, kernel_size=kernel, stride=stride, padding=padding))
+    Padding is -inf, so it never wins. ``dilation`` spaces the window's cells
+    apart; ``ceil_mode`` rounds the output size up (PyTorch's rule: the last
+    window starts inside the input or its left padding)."""
+    if return_indices:
+        raise ValueError("return_indices=True is not supported: micrograd has no "
+                         "max_unpool2d to take the indices")
+    kernel, stride, padding = _pool_args(kernel_size, stride, padding, dilation)
+    dilation = _pair(dilation, "dilation")
+    if dilation == (1, 1) and not ceil_mode:
+        return _batched(_tensor(input), lambda x: _pooling.MaxPool2d.apply(
+            x, kernel_size=kernel, stride=stride, padding=padding))
+    return _batched(_tensor(input), lambda x: _pooling.MaxPool2d.apply(
+        x, kernel_size=kernel, stride=stride, padding=padding, dilation=dilation,
+        ceil_mode=bool(ceil_mode)))
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0):
-    """Mean over each window of x (N, C, H, W); zero padding counts in the mean
-    (PyTorch's ``count_include_pad=True``)."""
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """Mean over each window of x (N, C, H, W), as ``torch.nn.functional.avg_pool2d``:
+    zero padding counts in the mean unless ``count_include_pad=False``;
+    ``ceil_mode`` rounds the output size up (cells past the padding never
+    count); ``divisor_override`` divides every window's sum by that number."""
     kernel, stride, padding = _pool_args(kernel_size, stride, padding)
-    return _batched(_tensor(input), lambda x: _conv.AvgPool2d.apply(
-        x, kernel_size=kernel, stride=stride, padding=padding))
+    if divisor_override is not None and (
+            not isinstance(divisor_override, (int, np.integer)) or divisor_override == 0):
+        raise ValueError(f"divisor must be not zero, got divisor_override={divisor_override!r}")
+    if not ceil_mode and count_include_pad and divisor_override is None:
+        return _batched(_tensor(input), lambda x: _pooling.AvgPool2d.apply(
+            x, kernel_size=kernel, stride=stride, padding=padding))
+    return _batched(_tensor(input), lambda x: _pooling.AvgPool2d.apply(
+        x, kernel_size=kernel, stride=stride, padding=padding, ceil_mode=bool(ceil_mode),
+        count_include_pad=bool(count_include_pad), divisor_override=divisor_override))
 
 
 def relu_avg_pool2d(input, kernel_size, stride=None, padding=0):
