@@ -147,3 +147,32 @@ def test_the_look_ahead_crop_only_shortens_the_first_runs_output(size):
     h, w = first.shape[-2:]
     np.testing.assert_allclose(first.data, full.data[..., :h, :w], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(fused(x).data, plain(x).data, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("conv, pool", [
+    (mn.Conv2d(2, 4, 3, dilation=2), mn.AvgPool2d(2)),
+    (mn.Conv2d(2, 4, 3, groups=2), mn.AvgPool2d(2)),
+    (mn.Conv2d(2, 4, 3, padding=1, padding_mode="reflect"), mn.AvgPool2d(2)),
+    (mn.Conv2d(2, 4, 4, padding="same"), mn.AvgPool2d(2)),
+    (mn.Conv2d(2, 4, 3), mn.AvgPool2d(2, ceil_mode=True)),
+    (mn.Conv2d(2, 4, 3), mn.AvgPool2d(2, divisor_override=3)),
+    (mn.Conv2d(2, 4, 3), mn.AvgPool2d(3, stride=3, padding=1, count_include_pad=False)),
+], ids=str)
+def test_unusual_conv_and_pool_arguments_stay_unfused_and_correct(conv, pool):
+    # The fused nodes compute a dense single-group zero-padded convolution and
+    # the default mean: anything else must keep its own layers.
+    x = rand(2, 2, 9, 9)
+    layers = [conv, mn.ReLU(), pool]
+    expected = pool(conv(Tensor(x)).relu()).data
+    fused = mn.fuse(mn.Sequential(*layers))
+    plain_pool = repr(pool) == repr(mn.AvgPool2d(2))
+    # A plain pooling after an unusual convolution still fuses with its ReLU.
+    assert [type(m).__name__ for m in fused] == (
+        ["Conv2d", "ReLUAvgPool2d", "Identity"] if plain_pool else ["Conv2d", "ReLU", "AvgPool2d"])
+    np.testing.assert_allclose(fused(Tensor(x)).data, expected, rtol=1e-6)
+
+
+def test_plain_arguments_given_explicitly_still_fuse():
+    model = mn.fuse(mn.Sequential(mn.Conv2d(1, 4, 3, dilation=1, groups=1, padding=0),
+                                  mn.ReLU(), mn.AvgPool2d(2, ceil_mode=False)))
+    assert type(model[0]).__name__ == "ConvReLUAvgPool2d"

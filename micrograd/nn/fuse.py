@@ -110,12 +110,27 @@ def _is_relu_max_pool(run):
 
 def _is_relu_avg_pool(run):
     # Exact types: a subclass may have overridden forward.
-    return len(run) == 2 and type(run[0]) is ReLU and type(run[1]) is AvgPool2d
+    return (len(run) == 2 and type(run[0]) is ReLU and type(run[1]) is AvgPool2d
+            and _is_plain_avg_pool(run[1]))
+
+
+def _is_plain_avg_pool(pool):
+    """The fused nodes compute the default mean only: no ceil_mode, padding
+    counted, no divisor_override."""
+    return not pool.ceil_mode and pool.count_include_pad and pool.divisor_override is None
+
+
+def _is_plain_conv(conv):
+    """The fused node is a dense, single-group convolution with symmetric zero padding."""
+    return (conv.dilation == (1, 1) and conv.groups == 1 and conv.padding_mode == "zeros"
+            and not isinstance(conv.padding, str))
 
 
 def _is_conv_relu_avg_pool(run):
     # Exact types, and pooling windows that do not overlap and are not padded.
     if len(run) < 3 or (type(run[0]), type(run[1]), type(run[2])) != (Conv2d, ReLU, AvgPool2d):
+        return False
+    if not (_is_plain_conv(run[0]) and _is_plain_avg_pool(run[2])):
         return False
     kernel, stride, padding = F._pool_args(run[2].kernel_size, run[2].stride, run[2].padding)
     return stride == kernel and padding == (0, 0)
