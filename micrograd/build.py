@@ -193,7 +193,7 @@ LOSSES = {
 
 
 def build_loss(config: Config):
-    return LOSSES[config.loss.type](reduction=config.loss.reduction)
+    return LOSSES[config.loss.type](**config.loss.options())
 
 
 def build_optimizer(config: Config, parameters):

@@ -155,10 +155,17 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
     return _reduce(loss, reduction)
 
 
+def _check_label_smoothing(label_smoothing):
+    if isinstance(label_smoothing, bool) or not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    return float(label_smoothing)
+
+
 def cross_entropy(input, target, weight=None, ignore_index: int = -100,
-                  reduction: str = "mean") -> Tensor:
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """Softmax cross entropy of logits. See :class:`CrossEntropyLoss` for the cases."""
     _check_reduction(reduction)
+    label_smoothing = _check_label_smoothing(label_smoothing)
     input = _as_input(input)
     if input.ndim < 2:
         raise ValueError(
@@ -168,15 +175,24 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100,
     if input.shape[1] == 1:
         if weight is not None:
             raise ValueError("CrossEntropyLoss: weight has no meaning for one output column")
+        if label_smoothing:
+            raise ValueError("CrossEntropyLoss: label_smoothing has no meaning for one output "
+                             "column of probabilities; give the model two output columns")
         return _binary_log_loss(input, target, reduction)
 
     target_data = target.data if isinstance(target, Tensor) else np.asarray(target)
     if target_data.shape == input.shape:
-        return _soft_cross_entropy(input, _as_target(target, input), weight, reduction)
-    return _class_cross_entropy(input, target_data, weight, ignore_index, reduction)
+        target = _as_target(target, input)
+        if label_smoothing:
+            # PyTorch's rule for probability targets: mix them with the uniform
+            # distribution over the C classes.
+            target = target * (1.0 - label_smoothing) + label_smoothing / input.shape[1]
+        return _soft_cross_entropy(input, target, weight, reduction)
+    return _class_cross_entropy(input, target_data, weight, ignore_index, reduction,
+                                label_smoothing)
 
 
-def _class_cross_entropy(input, target, weight, ignore_index, reduction):
+def _class_cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing=0.0):
     """Targets are class indices, shape (N,) for logits (N, C), as ints or whole floats."""
     n_classes = input.shape[1]
     expected = input.shape[:1] + input.shape[2:]
@@ -218,7 +234,30 @@ def _class_cross_entropy(input, target, weight, ignore_index, reduction):
         # all-zero-weight sum (gradient 0) and add the NaN as a constant.
         total = CrossEntropy.apply(input, target=target, weight=sample_weight, reduction="sum")
         return total + Tensor._wrap(np.array(np.nan, dtype=input.dtype))
-    return CrossEntropy.apply(input, target=target, weight=sample_weight, reduction=reduction)
+    loss = CrossEntropy.apply(input, target=target, weight=sample_weight, reduction=reduction)
+    if not label_smoothing:
+        return loss
+    return (1.0 - label_smoothing) * loss + _smoothing_term(
+        input, weight, keep, sample_weight, reduction) * (label_smoothing / n_classes)
+
+
+def _smoothing_term(input, weight, keep, sample_weight, reduction):
+    """PyTorch's label-smoothing term: -sum_c w_c log softmax(x_i)_c per sample, 0 for
+    ignored samples; 'mean' divides by the same total as the class term (the
+    kept samples' target weights, or their count)."""
+    log_p = input.log_softmax(dim=1)
+    if weight is not None:
+        w = _as_target(weight, input).reshape((1, input.shape[1]) + (1,) * (input.ndim - 2))
+        log_p = log_p * w
+    smooth = -log_p.sum(dim=1)
+    if not keep.all():
+        smooth = smooth * Tensor._wrap(keep.astype(input.dtype))
+    if reduction == "none":
+        return smooth
+    if reduction == "sum":
+        return smooth.sum()
+    total = sample_weight.sum() if sample_weight is not None else keep.size
+    return smooth.sum() * (1.0 / float(total))
 
 
 def _soft_cross_entropy(input, target, weight, reduction):
@@ -341,6 +380,12 @@ class CrossEntropyLoss(_Loss):
         weight: optional per-class weights, shape (C,).
         ignore_index: class-index targets equal to it add nothing to the loss.
         reduction: ``'mean'``, ``'sum'`` or ``'none'``.
+        label_smoothing: in [0, 1], default 0. As PyTorch: with class-index
+            targets the loss becomes :math:`(1 - \varepsilon)\,\ell_i +
+            \frac{\varepsilon}{C} \sum_c -w_c \log \mathrm{softmax}(x_i)_c`
+            (ignored samples add nothing; ``'mean'`` divides both terms by the
+            same total); probability targets become
+            :math:`(1 - \varepsilon) q_i + \varepsilon / C`. Not for one output column.
 
     Shape:
         - prediction: (N, C) logits, or (N, C, d1, ...) with classes on dim 1.
@@ -354,15 +399,25 @@ class CrossEntropyLoss(_Loss):
         >>> logits = mt.Tensor([[2.0, 0.0, 0.0]], requires_grad=True)
         >>> loss = loss_fn(logits, [0])
         >>> loss.backward()
+        >>> smoothed = mt.CrossEntropyLoss(label_smoothing=0.1)(logits, [0])
     """
 
-    def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean"):
+    def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean",
+                 label_smoothing: float = 0.0):
         super().__init__(reduction)
         self.weight = weight
         self.ignore_index = ignore_index
+        self.label_smoothing = _check_label_smoothing(label_smoothing)
 
     def forward(self, input, target) -> Tensor:
-        return cross_entropy(input, target, self.weight, self.ignore_index, self.reduction)
+        return cross_entropy(input, target, self.weight, self.ignore_index, self.reduction,
+                             self.label_smoothing)
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        if self.label_smoothing:
+            s += f", label_smoothing={self.label_smoothing}"
+        return s
 
 
 class BCELoss(_Loss):

@@ -309,8 +309,24 @@ class ModelConfig(Strict):
 
 
 class LossConfig(Strict):
+    """``label_smoothing`` (cross_entropy only): PyTorch's, in [0, 1]."""
+
     type: Literal["mse", "l1", "cross_entropy", "bce", "bce_with_logits"]
     reduction: Literal["mean", "sum"] = "mean"
+    label_smoothing: Optional[Probability] = None
+
+    @model_validator(mode="after")
+    def _smoothing_is_for_cross_entropy(self):
+        if self.label_smoothing is not None and self.type != "cross_entropy":
+            raise ValueError(f"label_smoothing is an option of cross_entropy, not of "
+                             f"{self.type}")
+        return self
+
+    def options(self) -> dict:
+        """The loss class's keyword arguments."""
+        given = {"label_smoothing": self.label_smoothing}
+        return {"reduction": self.reduction,
+                **{k: v for k, v in given.items() if v is not None}}
 
 
 # ---------------------------------------------------------------- optimizer
