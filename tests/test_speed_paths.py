@@ -168,3 +168,26 @@ def test_fuse_moves_relu_after_max_pool_with_the_same_values_and_gradients(pool)
     (ty * torch.from_numpy(rand(*ty.shape, seed=2))).sum().backward()
     np.testing.assert_allclose(grads[1][0], ty.detach().numpy(), rtol=1e-6)
     np.testing.assert_allclose(grads[1][1], tx.grad.numpy(), rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, size", [
+    (dict(kernel_size=2), 8),
+    (dict(kernel_size=3, stride=2, padding=1), 9),            # overlapping windows
+    (dict(kernel_size=2, stride=2, dilation=2), 9),           # disjoint stride, spread taps
+    (dict(kernel_size=3, stride=2, ceil_mode=True), 8),       # windows past the edge
+    (dict(kernel_size=17, stride=1), 18),                     # 289 offsets: two-byte record
+])
+def test_max_pool_in_sample_chunks_matches_torch_with_ties(kwargs, size, monkeypatch):
+    from micrograd.engine import pooling
+
+    monkeypatch.setattr(pooling, "_CHUNK_BYTES", 64)  # one sample per chunk
+    x_np = np.random.default_rng(0).integers(0, 3, (3, 2, size, size)).astype(np.float64)
+    x = mt.Tensor(layout(x_np, "channels_last"), dtype=mt.float64, requires_grad=True)
+    y = mn.MaxPool2d(**kwargs)(x)
+    proj = rand(*y.shape, seed=1)
+    (y * mt.Tensor(proj, dtype=mt.float64)).sum().backward()
+    tx = torch.from_numpy(x_np).requires_grad_(True)
+    ty = torch.nn.MaxPool2d(**kwargs)(tx)
+    (ty * torch.from_numpy(proj)).sum().backward()
+    np.testing.assert_array_equal(y.data, ty.detach().numpy())
+    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-12, atol=1e-15)

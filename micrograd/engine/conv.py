@@ -28,7 +28,7 @@ import numpy as np
 from .autograd import Function
 # Pooling primitives and window helpers are re-exported for code that imported
 # them from here before they had modules of their own.
-from .pooling import AvgPool2d, MaxPool2d, _Pool2d  # noqa: F401
+from .pooling import AvgPool2d, MaxPool2d, _Pool2d, _samples_per_chunk  # noqa: F401
 from .windows import (  # noqa: F401
     _crop, _nchw, _nhwc, _pad, _pair, _window_slices, check_kernel_fits, conv_output_size,
 )
@@ -39,8 +39,6 @@ from .windows import (  # noqa: F401
 #: ones make GEMMs of a few thousand rows, which two OpenBLAS threads run slower.
 #: The measurements are in bench/README.md.
 _COLS_CHUNK_BYTES = 4 << 20
-#: Input of fused ReLU + average pooling handled at a time: its passes then run in cache.
-_POOL_CHUNK_BYTES = 512 << 10
 
 
 def _im2col(windows, bias, transposed=None):
@@ -268,11 +266,6 @@ class ReLUAvgPool2d(_Pool2d):
             np.greater(xp[start:stop], 0, out=m)
             np.multiply(part, m, out=part)
         return (_crop(gx, *self.padding),)
-
-
-def _samples_per_chunk(xp):
-    """How many samples of the (N, H, W, C) array make a cache-sized chunk (at least one)."""
-    return max(1, _POOL_CHUNK_BYTES // max(1, xp[0].nbytes))
 
 
 #: Pre-activation of fused conv + ReLU + pooling computed at a time: small enough

@@ -32,6 +32,16 @@ def _pad_extra(x, ph, pw, eh, ew, value):
     return out
 
 
+#: Input of a pooling pass handled at a time: its several passes then run in cache.
+_CHUNK_BYTES = 512 << 10
+
+
+def _samples_per_chunk(x, scale=1):
+    """How many samples of the (N, ...) array x make a cache-sized chunk (at least one);
+    ``scale``: how many times larger the arrays the chunk loop goes over are than x."""
+    return max(1, _CHUNK_BYTES // max(1, x[0].nbytes * scale))
+
+
 class _Pool2d(Function):
     """Shared set-up: the padded channels-last input and the kh*kw window slices."""
 
@@ -76,27 +86,62 @@ class MaxPool2d(_Pool2d):
 
     def forward(self, x, kernel_size=2, stride=None, padding=0, dilation=1, ceil_mode=False):
         xp = self._setup(x, kernel_size, stride, padding, dilation, ceil_mode)
-        # A running maximum over the kh*kw shifted slices: kh*kw passes over the
-        # output, no (N, OH, OW, kh*kw, C) window copy.
-        out = xp[(slice(None), *self.slices[0])].copy()
-        for rows, cols in self.slices[1:]:
-            np.maximum(out, xp[:, rows, cols], out=out)
-        if self.needs_input_grad[0]:
-            self.xp, self.out = xp, out
+        # A running maximum over the kh*kw shifted slices (no window copy), a
+        # few samples at a time so that each chunk's passes run in cache. For
+        # backward, each output cell keeps which window offset won, in one byte
+        # (offsets only increase, so max(which, k * better) records the last
+        # strict improvement: the first of tied maxima wins, as in PyTorch).
+        first, *rest = self.slices
+        out = np.empty(xp[(slice(None), *first)].shape, dtype=xp.dtype)
+        keep = self.needs_input_grad[0]
+        which = np.zeros(out.shape, dtype=np.uint8 if len(self.slices) <= 256 else np.uint16)
+        step = _samples_per_chunk(xp)
+        better = np.empty((step,) + out.shape[1:], dtype=bool)
+        marks = np.empty(better.shape, dtype=which.dtype)
+        for start in range(0, len(xp), step):
+            chunk = slice(start, start + step)
+            part = out[chunk]
+            np.copyto(part, xp[(chunk, *first)])
+            won, b, m = which[chunk], better[:len(part)], marks[:len(part)]
+            for k, (rows, cols) in enumerate(rest, 1):
+                window = xp[chunk, rows, cols]
+                if keep:
+                    np.greater(window, part, out=b)
+                    np.multiply(b, m.dtype.type(k), out=m)
+                    np.maximum(won, m, out=won)
+                np.maximum(part, window, out=part)
+        if keep:
+            self.which = which
+            self.disjoint = self.stride == self.kernel and _pair(dilation) == (1, 1)
         return _nchw(out)
 
     def backward(self, g):
-        xp, out = self.xp, self.out
         g = _nhwc(g)
-        gx = np.zeros(self.padded_shape, dtype=g.dtype)
-        # Visit the window positions in order; the first one equal to the maximum
-        # takes the gradient, the later ties get none (PyTorch's rule).
-        taken = np.zeros(out.shape, dtype=bool)
-        for rows, cols in self.slices:
-            hit = xp[:, rows, cols] == out
-            hit &= ~taken
-            taken |= hit
-            gx[:, rows, cols] += g * hit
+        which = self.which
+        n, oh, ow = g.shape[:3]
+        (kh, kw) = self.kernel
+        if self.disjoint:
+            # Each input cell is in one window at most: written once, not added,
+            # and only the cells no window reaches are zeroed.
+            gx = np.empty(self.padded_shape, dtype=g.dtype)
+            gx[:, oh * kh:] = 0
+            gx[:, :oh * kh, ow * kw:] = 0
+        else:
+            gx = np.zeros(self.padded_shape, dtype=g.dtype)
+        step = _samples_per_chunk(g, 4)
+        hit = np.empty((step,) + g.shape[1:], dtype=bool)
+        part = np.empty((step,) + g.shape[1:], dtype=g.dtype)
+        for start in range(0, n, step):
+            chunk = slice(start, start + step)
+            g_chunk, won, gx_chunk = g[chunk], which[chunk], gx[chunk]
+            h, p = hit[:len(g_chunk)], part[:len(g_chunk)]
+            for k, (rows, cols) in enumerate(self.slices):
+                np.equal(won, k, out=h)
+                if self.disjoint:
+                    np.multiply(g_chunk, h, out=gx_chunk[:, rows, cols])
+                else:
+                    np.multiply(g_chunk, h, out=p)
+                    gx_chunk[:, rows, cols] += p
         return (self._input_grad(gx),)
 
 
