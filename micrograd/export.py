@@ -135,8 +135,10 @@ def onnx_model(restored):
     g = _Graph()
     state = torch_state_dict(restored.model)
     x, in_shape, notes = _fold_preprocessing(g, restored.pipeline)
+    shape = tuple(in_shape)
     for row in restored.rows:
-        x = _layer(g, row, x, state)
+        x = _layer(g, row, x, state, shape)
+        shape = tuple(row.output_shape)
     g.nodes.append(helper.make_node("Identity", [x], ["output"], name="output"))
     out_shape = ["batch", *map(int, restored.rows[-1].output_shape)]
     ids = _token_ids(restored.pipeline)
@@ -210,7 +212,8 @@ def _token_ids(pipeline) -> bool:
     return pipeline.kind == "text" and getattr(pipeline, "vectorizer", None) == "ids"
 
 
-def _layer(g: _Graph, row, x: str, state: dict) -> str:
+def _layer(g: _Graph, row, x: str, state: dict, in_shape: tuple) -> str:
+    """One layer's nodes; ``in_shape`` is the sample shape arriving at it."""
     i, layer, kind = row.index, row.layer, row.type
     name = f"{i}_{kind}"
     param = lambda key: f"{i}.{key}"  # noqa: E731
@@ -223,17 +226,53 @@ def _layer(g: _Graph, row, x: str, state: dict) -> str:
         return g.add("Gemm", inputs, name, transB=1)
     if kind == "conv2d":
         inputs = [x, weight("weight")] + ([weight("bias")] if param("bias") in state else [])
-        ph, pw = _pair(layer.padding)
-        return g.add("Conv", inputs, name, kernel_shape=list(_pair(layer.kernel_size)),
-                     strides=list(_pair(layer.stride)), pads=[ph, pw, ph, pw])
+        top, bottom, left, right = layer._pads
+        if layer.padding_mode != "zeros":
+            # Opset 17's Pad has 'reflect' and 'edge'; 'wrap' (circular) came in opset 19.
+            mode = {"reflect": "reflect", "replicate": "edge"}.get(layer.padding_mode)
+            if mode is None:
+                raise ExportError(f"model.layers.{i} (conv2d): padding_mode "
+                                  f"{layer.padding_mode!r} has no ONNX opset {OPSET} Pad mode")
+            pads = g.const(f"{i}.pads", [0, 0, top, left, 0, 0, bottom, right], np.int64)
+            x = g.add("Pad", [x, pads], f"{name}_pad", mode=mode)
+            top = bottom = left = right = 0
+        return g.add("Conv", [x, *inputs[1:]], name,
+                     kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+                     pads=[top, left, bottom, right], dilations=list(layer.dilation),
+                     group=layer.groups)
     if kind in ("maxpool2d", "avgpool2d"):
         kernel = _pair(layer.kernel_size)
         stride = kernel if layer.stride is None else _pair(layer.stride)
         ph, pw = _pair(layer.padding)
         attrs = dict(kernel_shape=list(kernel), strides=list(stride), pads=[ph, pw, ph, pw])
-        if kind == "avgpool2d":
-            attrs["count_include_pad"] = 1  # zero padding counts in the mean, as in micrograd
-        return g.add("MaxPool" if kind == "maxpool2d" else "AveragePool", [x], name, **attrs)
+        dilation = _pair(getattr(layer, "dilation", 1))
+        if layer.ceil_mode:
+            # Opset 17 rounds up without PyTorch's rule that the last window start
+            # inside the input or its left padding: refuse where the two differ.
+            for axis, n in enumerate(in_shape[1:]):
+                span = n + 2 * (ph, pw)[axis] - dilation[axis] * (kernel[axis] - 1) - 1
+                if -(-span // stride[axis]) + 1 != row.output_shape[1 + axis]:
+                    raise ExportError(
+                        f"model.layers.{i} ({kind}): with ceil_mode, the last window of this "
+                        f"{n}-cell input would start in the padding; PyTorch drops it, ONNX "
+                        f"opset {OPSET} keeps it; change kernel_size, stride or padding")
+            attrs["ceil_mode"] = 1
+        if kind == "maxpool2d":
+            if dilation != (1, 1):
+                attrs["dilations"] = list(dilation)
+            return g.add("MaxPool", [x], name, **attrs)
+        attrs["count_include_pad"] = int(layer.count_include_pad)
+        if layer.divisor_override is None:
+            return g.add("AveragePool", [x], name, **attrs)
+        if layer.ceil_mode:
+            raise ExportError(f"model.layers.{i} (avgpool2d): divisor_override with ceil_mode "
+                              f"has no ONNX form (its windows hold different counts)")
+        # Without ceil_mode every window holds kh*kw cells, padding counted: the
+        # mean times kh*kw / divisor is the window's sum over the divisor.
+        attrs["count_include_pad"] = 1
+        mean = g.add("AveragePool", [x], f"{name}_mean", **attrs)
+        factor = g.const(f"{i}.divisor_factor", kernel[0] * kernel[1] / layer.divisor_override)
+        return g.add("Mul", [mean, factor], name)
     if kind == "flatten":
         if layer.start_dim != 1 or layer.end_dim != -1:
             raise ExportError(f"model.layers.{i} (flatten): only start_dim 1, end_dim -1 "

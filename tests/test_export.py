@@ -30,8 +30,25 @@ CNN = [{"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1},
        {"type": "linear", "out_features": 3, "bias": False}, {"type": "log_softmax"}]
 MLP = [{"type": "linear", "out_features": 6}, {"type": "batchnorm1d"}, {"type": "sigmoid"},
        {"type": "dropout"}, {"type": "linear", "out_features": 2}, {"type": "softmax", "dim": 0}]
+#: PyTorch's further convolution and pooling arguments, each exported (Pad before Conv,
+#: Conv dilations/group/pads, MaxPool dilations/ceil_mode, AveragePool's count and divisor).
+CNN_ARGS = [{"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": "same",
+             "dilation": 2, "padding_mode": "reflect"}, {"type": "batchnorm2d"}, {"type": "relu"},
+            {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1, "groups": 4,
+             "padding_mode": "replicate"},
+            {"type": "maxpool2d", "kernel_size": 3, "stride": 2, "dilation": 2,
+             "ceil_mode": True},
+            {"type": "conv2d", "out_channels": 6, "kernel_size": 2, "padding": "same",
+             "groups": 2},
+            {"type": "avgpool2d", "kernel_size": 2, "ceil_mode": True,
+             "count_include_pad": False},
+            {"type": "avgpool2d", "kernel_size": 3, "stride": 1, "padding": 1,
+             "divisor_override": 4},
+            {"type": "flatten"}, {"type": "linear", "out_features": 3}]
 CASES = {"cnn": (IMAGE, ImagePipeline((1, 12, 12), mean=0.3, std=0.7, class_names=list("abc")),
                  CNN),
+         "cnn_args": (IMAGE, ImagePipeline((1, 12, 12), mean=0.3, std=0.7,
+                                           class_names=list("abc")), CNN_ARGS),
          "mlp": (FEATURES, ArrayPipeline(4, "classification", ["p", "q"], mean=[1, -2, 0.5, 3],
                                          std=[2, 0.5, 1, 4]), MLP)}
 
@@ -62,7 +79,7 @@ def checkpoint(folder, case):
 
 def raw_inputs(case, n=5):
     rng = np.random.default_rng(1)
-    if case == "cnn":
+    if case.startswith("cnn"):
         return rng.uniform(0, 1, (n, 1, 12, 12)).astype(np.float32)
     return rng.normal(0, 3, (n, 4)).astype(np.float32)
 
@@ -84,11 +101,14 @@ def torch_module(row):
         return tnn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
     if kind == "conv2d":
         return tnn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
-                          layer.stride, layer.padding, bias=layer.bias is not None)
+                          layer.stride, layer.padding, layer.dilation, layer.groups,
+                          bias=layer.bias is not None, padding_mode=layer.padding_mode)
     if kind == "maxpool2d":
-        return tnn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding)
+        return tnn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding, layer.dilation,
+                             ceil_mode=layer.ceil_mode)
     if kind == "avgpool2d":
-        return tnn.AvgPool2d(layer.kernel_size, layer.stride, layer.padding)
+        return tnn.AvgPool2d(layer.kernel_size, layer.stride, layer.padding, layer.ceil_mode,
+                             layer.count_include_pad, layer.divisor_override)
     if kind == "flatten":
         return tnn.Flatten(layer.start_dim, layer.end_dim)
     if kind == "dropout":
@@ -153,6 +173,23 @@ def test_onnxruntime_runs_the_graph_with_preprocessing_folded_in(tmp_path, case)
         raw = raw_inputs(case, n)
         (got,) = session.run(None, {"input": raw})
         np.testing.assert_allclose(got, micrograd_outputs(path, raw), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("layer, message", [
+    ({"type": "conv2d", "out_channels": 2, "kernel_size": 3, "padding": 1,
+      "padding_mode": "circular"}, "padding_mode 'circular' has no ONNX opset 17 Pad mode"),
+    ({"type": "maxpool2d", "kernel_size": 2, "padding": 1, "ceil_mode": True},
+     "would start in the padding"),
+    ({"type": "avgpool2d", "kernel_size": 2, "ceil_mode": True, "divisor_override": 3},
+     "divisor_override with ceil_mode has no ONNX form"),
+], ids=["circular", "ceil-window-in-padding", "divisor-and-ceil"])
+def test_arguments_onnx_cannot_express_are_refused(tmp_path, monkeypatch, layer, message):
+    pytest.importorskip("onnx")
+    pipeline = ImagePipeline((1, 11, 11), mean=0.3, std=0.7, class_names=list("abc"))
+    monkeypatch.setitem(CASES, "odd", (IMAGE, pipeline, [
+        layer, {"type": "flatten"}, {"type": "linear", "out_features": 3}]))
+    with pytest.raises(ExportError, match=message):
+        export_checkpoint(checkpoint(tmp_path, "odd"), "onnx", tmp_path / "m.onnx")
 
 
 def test_every_layer_type_exports_to_onnx():

@@ -292,8 +292,8 @@ class EmbeddingBagLayer(Strict):
 
 
 LayerConfig = Annotated[
-    Union[LinearLayer, Conv2dLayer, MaxPoolLayer, AvgPoolLayer, FlattenLayer, ActivationLayer, SoftmaxLayer,
-          DropoutLayer, BatchNormLayer, EmbeddingLayer, EmbeddingBagLayer],
+    Union[LinearLayer, Conv2dLayer, MaxPoolLayer, AvgPoolLayer, FlattenLayer, ActivationLayer,
+          SoftmaxLayer, DropoutLayer, BatchNormLayer, EmbeddingLayer, EmbeddingBagLayer],
     Field(discriminator="type"),
 ]
 

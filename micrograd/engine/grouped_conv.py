@@ -103,7 +103,8 @@ class GroupedConv2d(Function):
                 gx = np.zeros(self.padded_shape, dtype=gcols.dtype)
                 gxg = gx.reshape(gx.shape[:3] + (g, cg))
                 for k, (rows, cols) in enumerate(self.slices):
-                    gxg[:, rows, cols] += gcols[:, :, :, :, k // kw, k % kw].transpose(1, 2, 3, 0, 4)
+                    part = gcols[:, :, :, :, k // kw, k % kw]  # (G, N, OH, OW, cg)
+                    gxg[:, rows, cols] += part.transpose(1, 2, 3, 0, 4)
         if gx is not None:
             gx = _crop(gx, ph, pw)
         return (gx, gw, gb) if self.has_bias else (gx, gw)
