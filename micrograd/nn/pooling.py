@@ -17,11 +17,13 @@ class _Pool2d(Module):
         super().__init__()
         # Validate now, so a bad layer fails where it is built, not on first use.
         self._check(kernel_size, stride, padding, **options)
-        self.kernel_size = kernel_size
-        self.stride = stride if stride is not None else kernel_size
-        self.padding = padding
+        # A config's [h, w] lists read as PyTorch's tuples.
+        as_given = lambda v: tuple(v) if isinstance(v, list) else v  # noqa: E731
+        self.kernel_size = as_given(kernel_size)
+        self.stride = as_given(stride if stride is not None else kernel_size)
+        self.padding = as_given(padding)
         for name, value in options.items():
-            setattr(self, name, value)
+            setattr(self, name, as_given(value))
 
     @classmethod
     def _plan(cls, in_shape, kernel_size, stride, padding, **options) -> LayerPlan:
