@@ -159,14 +159,18 @@ class AvgPool2d(_Pool2d):
         out = xp[(slice(None), *first)].copy()
         for rows, cols in rest:
             out += xp[:, rows, cols]
-        self.scale = self._scale(x.shape[2:], out.shape[1:3], count_include_pad,
-                                 divisor_override, out.dtype)
+        if not ceil_mode and count_include_pad and divisor_override is None:
+            # The default: every window holds kh*kw cells, padding included.
+            self.scale = 1.0 / len(self.slices)
+        else:
+            self.scale = self._scale(x.shape[2:], out.shape[1:3], count_include_pad,
+                                     divisor_override, out.dtype)
         out *= self.scale
         return _nchw(out)
 
     def _scale(self, size, out_size, count_include_pad, divisor_override, dtype):
-        """1 / divisor: a number when every window has the same one (always so by
-        default, without ceil_mode), else an (OH, OW, 1) array."""
+        """1 / divisor: a number when every window has the same one, else an
+        (OH, OW, 1) array."""
         if divisor_override is not None:
             return 1.0 / divisor_override
         (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
