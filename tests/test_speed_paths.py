@@ -191,3 +191,72 @@ def test_max_pool_in_sample_chunks_matches_torch_with_ties(kwargs, size, monkeyp
     (ty * torch.from_numpy(proj)).sum().backward()
     np.testing.assert_array_equal(y.data, ty.detach().numpy())
     np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def _bn_layers(nn, dtype=None):
+    return [nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(64, 5), nn.BatchNorm1d(5)]
+
+
+def test_fuse_folds_batch_norm_under_eval_and_keeps_every_name():
+    plain = mn.Sequential(_bn_layers(mn)).to(mt.float64)
+    fused = mn.Sequential(_bn_layers(mn)).to(mt.float64)
+    fused.load_state_dict(plain.state_dict())
+    mn.fuse(fused)
+    assert [type(m).__name__ for m in fused] == [
+        "ConvBatchNorm2d", "FoldedBatchNorm2d", "MaxPool2d", "ReLU", "Flatten",
+        "LinearBatchNorm1d", "FoldedBatchNorm1d"]
+    assert [type(m) for m in mn.fuse(fused)] == [type(m) for m in fused]  # idempotent
+    assert list(fused.state_dict()) == list(plain.state_dict())
+
+    torch_model = torch.nn.Sequential(*_bn_layers(torch.nn)).double()
+    x_np = rand(6, 3, 8, 8)
+    # Training: the same steps, bit for bit, running statistics included.
+    for step in range(3):
+        outs = []
+        for model in (plain, fused):
+            model.zero_grad()
+            x = mt.Tensor(x_np + step, dtype=mt.float64, requires_grad=True)
+            y = model(x)
+            (y * mt.Tensor(rand(*y.shape, seed=step), dtype=mt.float64)).sum().backward()
+            outs.append([y.data, x.grad.data] + [p.grad.data for p in model.parameters()])
+        for a, b in zip(*outs):
+            np.testing.assert_array_equal(a, b)
+    for (name, a), b in zip(plain.state_dict().items(), fused.state_dict().values()):
+        np.testing.assert_array_equal(np.asarray(a.data), np.asarray(b.data), err_msg=name)
+
+    # Evaluation: folded weights, PyTorch's values and gradients.
+    torch_model.load_state_dict({k: torch.from_numpy(np.asarray(v.data).copy())
+                                 for k, v in fused.state_dict().items()})
+    fused.eval(), torch_model.eval()
+    fused.zero_grad()
+    x = mt.Tensor(x_np, dtype=mt.float64, requires_grad=True)
+    y = fused(x)
+    (y * mt.Tensor(rand(*y.shape, seed=9), dtype=mt.float64)).sum().backward()
+    tx = torch.from_numpy(x_np).requires_grad_(True)
+    ty = torch_model(tx)
+    (ty * torch.from_numpy(rand(*ty.shape, seed=9))).sum().backward()
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-6, atol=1e-10)
+    for (name, p), tp in zip(fused.named_parameters(), torch_model.parameters()):
+        np.testing.assert_allclose(p.grad.data, tp.grad.numpy(), rtol=1e-6, atol=1e-10,
+                                   err_msg=name)
+
+
+def test_batch_norm_folding_leaves_what_it_cannot_fold_to_the_layers():
+    no_stats = mn.fuse(mn.Sequential(mn.Conv2d(1, 2, 3), mn.BatchNorm2d(2, track_running_stats=False)))
+    assert [type(m) for m in no_stats] == [mn.Conv2d, mn.BatchNorm2d]
+    wrong_width = mn.fuse(mn.Sequential(mn.Linear(3, 4), mn.BatchNorm1d(5)))
+    assert [type(m) for m in wrong_width] == [mn.Linear, mn.BatchNorm1d]
+    # An unbatched image reaches BatchNorm2d as before, in training and evaluation.
+    model = mn.fuse(mn.Sequential(mn.Conv2d(1, 2, 3), mn.BatchNorm2d(2)))
+    for mode in (True, False):
+        model.train(mode)
+        with pytest.raises(ValueError, match="expected 4D input"):
+            model(mt.randn(1, 5, 5))
+    # A (N, L, features) input to Linear: BatchNorm1d normalises axis 1, so no fold.
+    seq = mn.fuse(mn.Sequential(mn.Linear(3, 4), mn.BatchNorm1d(2))).eval()
+    plain = mn.Sequential(mn.Linear(3, 4), mn.BatchNorm1d(2)).eval()
+    plain.load_state_dict(seq.state_dict())
+    x = mt.randn(5, 2, 3)
+    np.testing.assert_array_equal(seq(x).data, plain(x).data)

@@ -14,7 +14,10 @@ from .conv import Conv2d
 from .dropout import Dropout
 from .embedding import Embedding, EmbeddingBag
 from .flatten import Flatten
-from .fuse import ConvReLUAvgPool2d, ReLUAvgPool2d, fuse
+from .fuse import (
+    ConvBatchNorm2d, ConvReLUAvgPool2d, FoldedBatchNorm1d, FoldedBatchNorm2d, LinearBatchNorm1d,
+    ReLUAvgPool2d, fuse,
+)
 from .linear import Identity, Linear
 from .module import Module, Parameter
 from .pooling import AvgPool2d, MaxPool2d
@@ -26,7 +29,8 @@ __all__ = [
     "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten",
     "ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
     "Dropout", "BatchNorm1d", "BatchNorm2d", "Identity",
-    "fuse", "ConvReLUAvgPool2d", "ReLUAvgPool2d",
+    "fuse", "ConvReLUAvgPool2d", "ReLUAvgPool2d", "ConvBatchNorm2d", "LinearBatchNorm1d",
+    "FoldedBatchNorm2d", "FoldedBatchNorm1d",
     "LAYERS", "LayerPlan", "LayerShapeError", "layer_class", "register_layer",
     "Embedding", "EmbeddingBag",
     "functional", "init",

@@ -129,13 +129,18 @@ class Conv2d(Module):
         init.default_weight_and_bias_(self.weight, self.bias)
 
     def forward(self, input):
+        return self._conv_forward(input, self.weight, self.bias)
+
+    def _conv_forward(self, input, weight, bias):
+        """This layer's convolution with other weights (``mn.fuse`` passes ones with
+        a BatchNorm folded in), as PyTorch's method of the same name."""
         if self.padding_mode == "zeros":
-            return F.conv2d(input, self.weight, self.bias, self.stride, self.padding,
+            return F.conv2d(input, weight, bias, self.stride, self.padding,
                             self.dilation, self.groups)
         # As PyTorch: pad with the mode, then convolve unpadded.
         top, bottom, left, right = self._pads
         x = F.pad(input, (left, right, top, bottom), mode=F.PADDING_MODES[self.padding_mode])
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return F.conv2d(x, weight, bias, self.stride, 0, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         # ConvReLUAvgPool2d (fuse.py) reuses this repr; it fuses only convolutions

@@ -1,8 +1,12 @@
 """Fusion as an explicit pass: ``mn.fuse(model)`` rewrites runs of layers that are
 faster computed together (``torch.ao.quantization.fuse_modules`` is the model).
 
-Three runs are rewritten, inside every ``Sequential`` of the model:
+Four runs are rewritten, inside every ``Sequential`` of the model:
 
+- ``Conv2d, BatchNorm2d`` and ``Linear, BatchNorm1d`` become
+  ``ConvBatchNorm2d, FoldedBatchNorm2d`` (``LinearBatchNorm1d, FoldedBatchNorm1d``):
+  in evaluation the normalisation is folded into the layer's weights, in
+  training it runs as before;
 - ``ReLU, MaxPool2d`` becomes ``MaxPool2d, ReLU``: the maximum commutes with
   the rectifier (values, the window's first maximum that takes the gradient,
   and the zero gradient of a window that is all non-positive), so ReLU runs on
@@ -22,8 +26,9 @@ from micrograd.engine.conv import conv_output_size
 
 from . import functional as F
 from .activation import ReLU
+from .batchnorm import BatchNorm1d, BatchNorm2d
 from .conv import Conv2d
-from .linear import Identity
+from .linear import Identity, Linear
 from .module import Module
 from .pooling import AvgPool2d, MaxPool2d
 from .sequential import Sequential
@@ -34,7 +39,9 @@ def fuse(model: Module) -> Module:
     or any module inside it), in place; returns ``model``.
 
     The fused module takes the first layer's place and the others become
-    ``Identity``, so indices, ``len`` and every parameter name stay as they
+    ``Identity`` (a folded BatchNorm becomes a ``FoldedBatchNorm*d`` that keeps
+    its parameters and buffers; a moved ReLU trades places with the pooling
+    layer), so indices, ``len`` and every parameter and buffer name stay as they
     were (``0.weight``, ``0.bias``, ``3.weight``...): state dicts and
     checkpoints move between a fused and an unfused model, and between this
     one and PyTorch. A fused module holds the convolution's own Parameter
@@ -81,6 +88,16 @@ def _fuse_sequential(seq: Sequential) -> None:
             previous, i = fused, i + 3
             continue
         previous = None
+        if _is_layer_batch_norm(modules[i:i + 2]):
+            layer, bn = modules[i:i + 2]
+            fused_cls, folded_cls = _BATCH_NORM_FUSIONS[type(layer), type(bn)]
+            folded = _retype(bn, folded_cls)
+            fused = _retype(layer, fused_cls)
+            object.__setattr__(fused, "_batch_norm", folded)  # read, not registered: no new names
+            modules[i:i + 2] = fused, folded
+            _replace(seq, names[i:i + 2], modules[i:i + 2], layer.training)
+            i += 2
+            continue
         if _is_relu_max_pool(modules[i:i + 2]):
             # max(relu(x)) = relu(max(x)), gradients included: ReLU then runs on
             # the pooled output, a quarter of the size for 2 x 2 windows. It may
@@ -96,6 +113,24 @@ def _fuse_sequential(seq: Sequential) -> None:
             i += 2
             continue
         i += 1
+
+
+def _retype(module, cls):
+    """A new module of ``cls`` holding ``module``'s parameters, buffers and settings
+    (the same objects): the original stays a working layer for whoever holds it."""
+    new = cls.__new__(cls)
+    new.__dict__.update(module.__dict__)
+    return new
+
+
+def _is_layer_batch_norm(run):
+    if len(run) != 2 or (type(run[0]), type(run[1])) not in _BATCH_NORM_FUSIONS:
+        return False
+    layer, bn = run
+    width = layer.out_channels if isinstance(layer, Conv2d) else layer.out_features
+    # Folding needs running statistics (without them evaluation uses the batch's),
+    # and a BatchNorm of the layer's width (else it reports its own error).
+    return bn.track_running_stats and bn.num_features == width
 
 
 def _replace(seq, names, modules, training):
@@ -219,3 +254,86 @@ class ConvReLUAvgPool2d(Module):
 
     def extra_repr(self) -> str:
         return Conv2d.extra_repr(self) + f", pool_size={self.pool_size}"
+
+
+# ------------------------------------------------ BatchNorm folded under eval
+
+
+class _FoldedBatchNorm:
+    """The BatchNorm after a layer that applies it (``ConvBatchNorm2d``,
+    ``LinearBatchNorm1d``): it keeps its parameters, buffers and names, and
+    passes its input on, since the layer before it has already normalised."""
+
+    def forward(self, input):
+        return input
+
+    def normalise(self, input):
+        """What this BatchNorm computes as a layer of its own."""
+        return super().forward(input)
+
+
+class FoldedBatchNorm2d(_FoldedBatchNorm, BatchNorm2d):
+    """A ``BatchNorm2d`` applied by the ``ConvBatchNorm2d`` before it; ``fuse`` builds it."""
+
+
+class FoldedBatchNorm1d(_FoldedBatchNorm, BatchNorm1d):
+    """A ``BatchNorm1d`` applied by the ``LinearBatchNorm1d`` before it; ``fuse`` builds it."""
+
+
+class _WithBatchNorm:
+    """A layer followed by its BatchNorm. In training: the layer, then the
+    BatchNorm (batch statistics, running averages updated), as apart. In
+    evaluation the BatchNorm is an affine map per output channel, folded into
+    the layer's weights: w' = w * s and b' = (b - mean) * s + beta with
+    s = gamma / sqrt(running_var + eps), so no pass over the output is left.
+    The same values to float rounding; gradients still reach every parameter."""
+
+    _input_dims = ()
+
+    def forward(self, input):
+        bn = self._batch_norm
+        x = F._tensor(input)
+        if bn.training or x.ndim not in self._input_dims:
+            return bn.normalise(super().forward(x))
+        scale = (bn.running_var + bn.eps) ** -0.5
+        if bn.weight is not None:
+            scale = scale * bn.weight
+        mean = bn.running_mean if self.bias is None else bn.running_mean - self.bias
+        shift = -(mean * scale)
+        if bn.bias is not None:
+            shift = shift + bn.bias
+        weight = self.weight * scale.reshape((-1,) + (1,) * (self.weight.ndim - 1))
+        return self._with_weights(x, weight, shift)
+
+
+class ConvBatchNorm2d(_WithBatchNorm, Conv2d):
+    r"""A ``Conv2d`` and the ``BatchNorm2d`` after it; ``fuse`` builds it, holding the
+    convolution's own Parameters under its names; the BatchNorm stays in the
+    next place (as a ``FoldedBatchNorm2d``) with its names.
+
+    Shape: as :class:`Conv2d` on ``(N, C_in, H, W)``.
+    """
+
+    _input_dims = (4,)
+
+    def _with_weights(self, x, weight, bias):
+        return self._conv_forward(x, weight, bias)
+
+
+class LinearBatchNorm1d(_WithBatchNorm, Linear):
+    r"""A ``Linear`` and the ``BatchNorm1d`` after it, as :class:`ConvBatchNorm2d`.
+
+    Shape: as :class:`Linear` on ``(N, in_features)``; other inputs take the
+    two layers apart.
+    """
+
+    _input_dims = (2,)
+
+    def _with_weights(self, x, weight, bias):
+        return F.linear(x, weight, bias)
+
+
+_BATCH_NORM_FUSIONS = {
+    (Conv2d, BatchNorm2d): (ConvBatchNorm2d, FoldedBatchNorm2d),
+    (Linear, BatchNorm1d): (LinearBatchNorm1d, FoldedBatchNorm1d),
+}
