@@ -176,3 +176,17 @@ def test_plain_arguments_given_explicitly_still_fuse():
     model = mn.fuse(mn.Sequential(mn.Conv2d(1, 4, 3, dilation=1, groups=1, padding=0),
                                   mn.ReLU(), mn.AvgPool2d(2, ceil_mode=False)))
     assert type(model[0]).__name__ == "ConvReLUAvgPool2d"
+
+
+def test_batch_norm_folds_into_a_convolution_with_any_arguments():
+    # Folding is per output channel, so groups, dilation and padding modes keep it exact.
+    conv = mn.Conv2d(4, 6, 3, padding="same", dilation=2, groups=2, padding_mode="reflect")
+    bn = mn.BatchNorm2d(6)
+    bn.running_mean.data[...] = rand(6, seed=1)
+    bn.running_var.data[...] = np.abs(rand(6, seed=2)) + 0.5
+    model = mn.Sequential(conv, bn).eval()
+    x = Tensor(rand(2, 4, 7, 7).astype(np.float32))
+    expected = model(x).data
+    fused = mn.fuse(model)
+    assert type(fused[0]).__name__ == "ConvBatchNorm2d"
+    np.testing.assert_allclose(fused(x).data, expected, rtol=1e-5, atol=1e-6)
