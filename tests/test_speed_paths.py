@@ -210,7 +210,7 @@ def test_fuse_folds_batch_norm_under_eval_and_keeps_every_name():
     assert list(fused.state_dict()) == list(plain.state_dict())
 
     torch_model = torch.nn.Sequential(*_bn_layers(torch.nn)).double()
-    x_np = rand(6, 3, 8, 8)
+    x_np = rand(70, 3, 8, 8)  # a batch larger than Linear's 64 inputs: its fold pays
     # Training: the same steps, bit for bit, running statistics included.
     for step in range(3):
         outs = []
@@ -232,6 +232,7 @@ def test_fuse_folds_batch_norm_under_eval_and_keeps_every_name():
     fused.zero_grad()
     x = mt.Tensor(x_np, dtype=mt.float64, requires_grad=True)
     y = fused(x)
+    assert type(y._ctx).__name__ == "Linear"  # folded: no BatchNorm node left
     (y * mt.Tensor(rand(*y.shape, seed=9), dtype=mt.float64)).sum().backward()
     tx = torch.from_numpy(x_np).requires_grad_(True)
     ty = torch_model(tx)
@@ -260,3 +261,8 @@ def test_batch_norm_folding_leaves_what_it_cannot_fold_to_the_layers():
     plain.load_state_dict(seq.state_dict())
     x = mt.randn(5, 2, 3)
     np.testing.assert_array_equal(seq(x).data, plain(x).data)
+    # A batch smaller than the weight: scaling the weight would cost more than
+    # normalising the output, so the layers run apart (the same numbers).
+    wide = mn.fuse(mn.Sequential(mn.Linear(50, 4), mn.BatchNorm1d(4))).eval()
+    y = wide(mt.randn(3, 50))
+    assert type(y._ctx).__name__ == "BatchNorm"

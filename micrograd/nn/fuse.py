@@ -293,7 +293,7 @@ class _WithBatchNorm:
     def forward(self, input):
         bn = self._batch_norm
         x = F._tensor(input)
-        if bn.training or x.ndim not in self._input_dims:
+        if bn.training or x.ndim not in self._input_dims or not self._folding_pays(x):
             return bn.normalise(super().forward(x))
         scale = (bn.running_var + bn.eps) ** -0.5
         if bn.weight is not None:
@@ -304,6 +304,12 @@ class _WithBatchNorm:
             shift = shift + bn.bias
         weight = self.weight * scale.reshape((-1,) + (1,) * (self.weight.ndim - 1))
         return self._with_weights(x, weight, shift)
+
+
+    def _folding_pays(self, x):
+        """Folding scales the weight each call; normalising, the output: fold when
+        the weight is the smaller (a wide Linear on a small batch is not)."""
+        return self.weight.size <= self._output_size(x)
 
 
 class ConvBatchNorm2d(_WithBatchNorm, Conv2d):
@@ -319,6 +325,11 @@ class ConvBatchNorm2d(_WithBatchNorm, Conv2d):
     def _with_weights(self, x, weight, bias):
         return self._conv_forward(x, weight, bias)
 
+    def _output_size(self, x):
+        # About N * C_out * H_out * W_out (a heuristic: padding and kernel ignored).
+        return x.shape[0] * self.out_channels * max(1, x.shape[2] * x.shape[3]
+                                                     // (self.stride[0] * self.stride[1]))
+
 
 class LinearBatchNorm1d(_WithBatchNorm, Linear):
     r"""A ``Linear`` and the ``BatchNorm1d`` after it, as :class:`ConvBatchNorm2d`.
@@ -331,6 +342,9 @@ class LinearBatchNorm1d(_WithBatchNorm, Linear):
 
     def _with_weights(self, x, weight, bias):
         return F.linear(x, weight, bias)
+
+    def _output_size(self, x):
+        return x.shape[0] * self.out_features
 
 
 _BATCH_NORM_FUSIONS = {
