@@ -5,6 +5,8 @@ import math
 
 import numpy as np
 
+from micrograd import kernels
+
 from .optimizer import Optimizer, _check_lr, _check_non_negative
 
 __all__ = ["Adam", "AdamW"]
@@ -80,7 +82,17 @@ class Adam(Optimizer):
         if group["amsgrad"]:
             arrays.append(state["max_exp_avg_sq"])
         coefficients = _Coefficients(lr, beta1, beta2, group["eps"], step)
-        if all(a.flags.c_contiguous for a in arrays) and param.size > _CHUNK:
+        loops = kernels.loops()
+        if loops is not None and kernels.fusable(*arrays):
+            # One compiled loop, the same operations as _adam_pass.
+            c, cast = coefficients, param.dtype.type
+            scalars = (cast(c.one_minus_beta1), cast(c.beta2), cast(c.sqrt_one_minus_beta2),
+                       cast(c.eps), cast(c.step_size))
+            if group["amsgrad"]:
+                loops.adam_amsgrad(*arrays, *scalars)
+            else:
+                loops.adam(*arrays, *scalars)
+        elif all(a.flags.c_contiguous for a in arrays) and param.size > _CHUNK:
             # A chunk at a time: the 12 passes then run on data that stays in
             # the core's cache, instead of fetching six parameter-sized arrays
             # from further away 12 times (a 784x256 float32 weight is 800 kB).

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from micrograd import kernels
+
 from .optimizer import Optimizer, _check_lr, _check_non_negative
 
 __all__ = ["RMSprop"]
@@ -59,6 +61,15 @@ class RMSprop(Optimizer):
             state["step"] = 0
             state["square_avg"] = np.zeros_like(param)
         state["step"] += 1
+
+        loops = kernels.loops()
+        if (loops is not None and not group["centered"] and momentum == 0
+                and kernels.fusable(param, grad, state["square_avg"])):
+            # One compiled loop, the same operations as the NumPy code below.
+            cast = param.dtype.type
+            loops.rmsprop(param, grad, state["square_avg"], cast(alpha), cast(1 - alpha),
+                          cast(group["lr"]), cast(group["eps"]), cast(group["weight_decay"]))
+            return
 
         if group["weight_decay"] != 0:
             grad = grad + group["weight_decay"] * param

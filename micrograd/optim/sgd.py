@@ -1,6 +1,10 @@
 """Stochastic gradient descent, with momentum, Nesterov momentum and weight decay."""
 from __future__ import annotations
 
+import numpy as np
+
+from micrograd import kernels
+
 from .optimizer import Optimizer, _check_lr, _check_non_negative
 
 __all__ = ["SGD"]
@@ -55,6 +59,21 @@ class SGD(Optimizer):
 
     def _update(self, param, grad, state, group):
         momentum = group["momentum"]
+        loops = kernels.loops()
+        if loops is not None:
+            buf = state.get("momentum_buffer")
+            first = momentum != 0 and buf is None
+            if first:
+                buf = np.empty_like(param)
+            if kernels.fusable(param, grad, param if buf is None else buf):
+                # One compiled loop, the same operations as the NumPy code below.
+                cast = param.dtype.type
+                loops.sgd(param, grad, param if buf is None else buf, cast(group["lr"]),
+                          cast(group["weight_decay"]), cast(momentum),
+                          cast(1 - group["dampening"]), group["nesterov"], first)
+                if first:
+                    state["momentum_buffer"] = buf
+                return
         if group["weight_decay"] != 0:
             grad = grad + group["weight_decay"] * param
         if momentum != 0:

@@ -1,0 +1,49 @@
+"""Fused loops compiled with numba, for the updates NumPy makes in many passes.
+
+An optimiser step is a handful of multiplies and adds per parameter value,
+which NumPy writes as a dozen whole-array passes (Adam: twelve); a compiled
+loop makes one. With numba installed (the ``fast`` extra) the optimisers use
+the loops in ``numba_loops.py``; without it, or with ``MICROGRAD_KERNELS=numpy``,
+their NumPy code, which stays the reference: each loop does the same float
+operations in the same order (no fused multiply-add, no reassociation), so
+the two give the same bits (tests/test_kernels.py checks both).
+
+numba is imported, and each loop compiled, on first use only (compiled code is
+cached on disk), so importing micrograd and ``micrograd --help`` stay fast.
+"""
+from __future__ import annotations
+
+import os
+
+_loops = None  # numba_loops once imported; False when numba is absent or turned off
+
+
+def loops():
+    """The compiled loops module, or None when the NumPy code should run."""
+    global _loops
+    if _loops is None:
+        _loops = False
+        if os.environ.get("MICROGRAD_KERNELS", "numba").strip().lower() != "numpy":
+            try:
+                from . import numba_loops
+            except ImportError:
+                pass
+            else:
+                _loops = numba_loops
+    return _loops or None
+
+
+def use(backend: str) -> None:
+    """Choose the loops (``"numba"``, when installed) or the NumPy code (``"numpy"``)
+    for the rest of this process; tests and benchmarks compare the two."""
+    global _loops
+    if backend not in ("numba", "numpy"):
+        raise ValueError(f"backend must be 'numba' or 'numpy', got {backend!r}")
+    os.environ["MICROGRAD_KERNELS"] = backend
+    _loops = None
+
+
+def fusable(*arrays) -> bool:
+    """Whether the loops take these arrays: C-contiguous, one float dtype."""
+    dtype = arrays[0].dtype
+    return dtype.kind == "f" and all(a.dtype == dtype and a.flags.c_contiguous for a in arrays)

@@ -1,0 +1,75 @@
+"""The optimiser updates as single loops (numba). Each mirrors, operation for
+operation, the NumPy code of its optimiser in ``micrograd/optim``, whose
+docstrings give the formulas; the scalars arrive in the arrays' dtype, as
+NumPy casts a Python float when it multiplies a float32 array.
+
+``error_model="numpy"``: no Python-style zero-division checks, which would
+keep LLVM from vectorising the loops. No ``fastmath``: the float operations
+stay in the written order, so the bits match the NumPy passes.
+"""
+import numba
+import numpy as np
+
+_jit = numba.njit(cache=True, error_model="numpy", nogil=True)
+
+
+@_jit
+def adam(param, grad, exp_avg, exp_avg_sq, one_minus_beta1, beta2, sqrt_one_minus_beta2,
+         eps, step_size):
+    p, g, m, v = param.ravel(), grad.ravel(), exp_avg.ravel(), exp_avg_sq.ravel()
+    for i in range(p.size):
+        gi = g[i]
+        mi = m[i] + (gi - m[i]) * one_minus_beta1
+        m[i] = mi
+        t = gi * sqrt_one_minus_beta2
+        vi = v[i] * beta2 + t * t
+        v[i] = vi
+        p[i] -= mi / (np.sqrt(vi) + eps) * step_size
+
+
+@_jit
+def adam_amsgrad(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, one_minus_beta1, beta2,
+                 sqrt_one_minus_beta2, eps, step_size):
+    p, g, m, v = param.ravel(), grad.ravel(), exp_avg.ravel(), exp_avg_sq.ravel()
+    vmax = max_exp_avg_sq.ravel()
+    for i in range(p.size):
+        gi = g[i]
+        mi = m[i] + (gi - m[i]) * one_minus_beta1
+        m[i] = mi
+        t = gi * sqrt_one_minus_beta2
+        vi = v[i] * beta2 + t * t
+        v[i] = vi
+        wi = max(vmax[i], vi)
+        vmax[i] = wi
+        p[i] -= mi / (np.sqrt(wi) + eps) * step_size
+
+
+@_jit
+def sgd(param, grad, buf, lr, weight_decay, momentum, damp, nesterov, first):
+    """``buf`` is ignored when momentum is 0; ``first``: the step that starts it."""
+    p, g, b = param.ravel(), grad.ravel(), buf.ravel()
+    for i in range(p.size):
+        gi = g[i]
+        if weight_decay != 0:
+            gi = gi + weight_decay * p[i]
+        if momentum != 0:
+            if first:
+                bi = gi
+            else:
+                bi = b[i] * momentum + damp * gi
+            b[i] = bi
+            gi = gi + momentum * bi if nesterov else bi
+        p[i] -= lr * gi
+
+
+@_jit
+def rmsprop(param, grad, square_avg, alpha, one_minus_alpha, lr, eps, weight_decay):
+    """Not centred, no momentum (the other variants take the NumPy code)."""
+    p, g, s = param.ravel(), grad.ravel(), square_avg.ravel()
+    for i in range(p.size):
+        gi = g[i]
+        if weight_decay != 0:
+            gi = gi + weight_decay * p[i]
+        si = s[i] * alpha + one_minus_alpha * gi * gi
+        s[i] = si
+        p[i] -= lr * gi / (np.sqrt(si) + eps)

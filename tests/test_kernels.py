@@ -1,0 +1,92 @@
+"""The optimisers' compiled loops (micrograd/kernels, numba) give the NumPy code's bits.
+
+Each optimiser runs the same steps once through its NumPy passes (the
+reference) and once through its numba loop; parameters and state must be
+equal bit for bit, in float32 and float64. Without numba installed the
+comparisons skip, and the NumPy code is what runs.
+"""
+import numpy as np
+import pytest
+
+import micrograd.nn as mn
+import micrograd.tensor as mt
+from micrograd import kernels
+
+CASES = [
+    ("Adam", {}),
+    ("Adam", dict(amsgrad=True, weight_decay=0.1)),
+    ("AdamW", dict(weight_decay=0.05)),
+    ("SGD", dict(lr=0.1)),
+    ("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.01)),
+    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
+    ("SGD", dict(lr=0.1, momentum=0.9, dampening=0.3)),
+    ("RMSprop", dict(weight_decay=0.1)),
+    ("RMSprop", dict(centered=True, momentum=0.5)),  # the NumPy code in both runs
+]
+
+
+@pytest.fixture(autouse=True)
+def restore_backend():
+    yield
+    kernels.use("numba")
+
+
+def train(backend, name, options, dtype, steps=4):
+    kernels.use(backend)
+    mt.manual_seed(0)
+    model = mn.Sequential(mn.Linear(20, 30), mn.ReLU(), mn.Linear(30, 3)).to(dtype)
+    optimizer = getattr(mt, name)(model.parameters(), **options)
+    x = mt.Tensor(np.random.default_rng(0).standard_normal((16, 20)), dtype=dtype)
+    y = mt.Tensor(np.arange(16) % 3)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        mt.CrossEntropyLoss()(model(x), y).backward()
+        optimizer.step()
+    state = [np.asarray(v) for s in optimizer.state.values() for v in s.values()
+             if isinstance(v, np.ndarray)]
+    return [p.data.copy() for p in model.parameters()] + state
+
+
+@pytest.mark.parametrize("name, options", CASES)
+@pytest.mark.parametrize("dtype", [mt.float32, mt.float64])
+def test_compiled_loops_give_the_numpy_bits(name, options, dtype):
+    pytest.importorskip("numba")
+    reference = train("numpy", name, options, dtype)
+    compiled = train("numba", name, options, dtype)
+    assert kernels.loops() is not None
+    assert len(reference) == len(compiled)
+    for a, b in zip(reference, compiled):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
+def test_numpy_backend_is_chosen_by_environment(monkeypatch):
+    monkeypatch.setenv("MICROGRAD_KERNELS", "numpy")
+    kernels._loops = None
+    assert kernels.loops() is None
+    with pytest.raises(ValueError, match="backend must be"):
+        kernels.use("fortran")
+
+
+def test_loops_take_only_contiguous_arrays_of_one_float_dtype():
+    a = np.zeros((4, 6), np.float32)
+    assert kernels.fusable(a, a.copy())
+    assert not kernels.fusable(a, a.T)
+    assert not kernels.fusable(a, a.astype(np.float64))
+    assert not kernels.fusable(np.zeros(3, np.int64))
+
+
+def test_a_transposed_parameter_takes_the_numpy_code():
+    pytest.importorskip("numba")
+    results = []
+    for backend in ("numpy", "numba"):
+        kernels.use(backend)
+        w = mt.Tensor(np.arange(12.0).reshape(3, 4).T.copy().T, requires_grad=True)
+        assert not w.data.flags.c_contiguous
+        optimizer = mt.Adam([w], lr=0.1)
+        for _ in range(3):
+            optimizer.zero_grad()
+            (w * w).sum().backward()
+            optimizer.step()
+        results.append(w.data.copy())
+    np.testing.assert_array_equal(*results)
