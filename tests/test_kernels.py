@@ -90,3 +90,30 @@ def test_a_transposed_parameter_takes_the_numpy_code():
             optimizer.step()
         results.append(w.data.copy())
     np.testing.assert_array_equal(*results)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(kernel_size=3, padding=1),
+    dict(kernel_size=5, stride=2, padding=2),
+    dict(kernel_size=(3, 2), stride=(2, 1), dilation=(2, 1)),
+    dict(kernel_size=1),
+])
+@pytest.mark.parametrize("dtype", [mt.float32, mt.float64])
+def test_compiled_col2im_matches_the_numpy_input_gradient(kwargs, dtype, monkeypatch):
+    pytest.importorskip("numba")
+    from micrograd.engine import conv
+
+    monkeypatch.setattr(conv, "_COL2IM_CHUNK_BYTES", 2048)  # several groups of samples
+    grads = []
+    for backend in ("numpy", "numba"):
+        kernels.use(backend)
+        mt.manual_seed(0)
+        layer = mn.Conv2d(3, 4, **kwargs).to(dtype)
+        x = mt.Tensor(np.random.default_rng(1).standard_normal((5, 3, 11, 10)), dtype=dtype,
+                      requires_grad=True)
+        y = layer(x)
+        (y * mt.Tensor(np.random.default_rng(2).standard_normal(y.shape), dtype=dtype)).sum().backward()
+        grads.append(x.grad.data)
+    assert grads[1].dtype == grads[0].dtype
+    rtol = 1e-12 if dtype == mt.float64 else 1e-5
+    np.testing.assert_allclose(grads[1], grads[0], rtol=rtol, atol=rtol)

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from micrograd import kernels
+
 from .autograd import Function
 # Pooling primitives and window helpers are re-exported for code that imported
 # them from here before they had modules of their own.
@@ -39,6 +41,8 @@ from .windows import (  # noqa: F401
 #: ones make GEMMs of a few thousand rows, which two OpenBLAS threads run slower.
 #: The measurements are in bench/README.md.
 _COLS_CHUNK_BYTES = 4 << 20
+#: Window gradients (rows x kh*kw*C) made at a time for the compiled col2im.
+_COL2IM_CHUNK_BYTES = 4 << 20
 
 
 def _im2col(windows, bias, transposed=None):
@@ -172,6 +176,9 @@ class Conv2d(Function):
         of C, and the (N*OH*OW, C) product is still in cache when it is added.
         """
         kh, kw, sh, sw = self.geometry[:4]
+        loops = kernels.loops()
+        if loops is not None and kernels.fusable(g2, self.w):
+            return self._input_grad_compiled(loops, g2, n, oh, ow)
         w_offsets = np.ascontiguousarray(self.w.transpose(2, 3, 0, 1))  # (kh, kw, O, C)
         c = w_offsets.shape[3]
         dtype = np.result_type(g2, w_offsets)
@@ -193,6 +200,23 @@ class Conv2d(Function):
             rows, cols = slices[k]
             np.matmul(g2, w_offsets[k // kw, k % kw], out=part)
             gx[:, rows, cols] += part.reshape(n, oh, ow, c)
+        return gx
+
+    def _input_grad_compiled(self, loops, g2, n, oh, ow):
+        """col2im with a compiled loop (micrograd/kernels): one GEMM per group of
+        samples gives each output pixel's (kh*kw*C) window gradient, whose blocks
+        the loop adds onto the input cells they came from. One wide GEMM instead
+        of kh*kw narrow ones, and no strided whole-array adds."""
+        kh, kw, sh, sw = self.geometry[:4]
+        c = self.w.shape[1]
+        wmat = _weight_matrix(self.w, None)  # (O, kh*kw*C), im2col's column order
+        gx = np.zeros(self.padded_shape, dtype=np.result_type(g2, wmat))
+        rows = oh * ow  # per sample
+        step = max(1, _COL2IM_CHUNK_BYTES // (rows * wmat.shape[1] * gx.itemsize))
+        for start in range(0, n, step):
+            stop = min(n, start + step)
+            parts = g2[start * rows:stop * rows] @ wmat
+            loops.col2im_add(parts, gx[start:stop], oh, ow, kh, kw, sh, sw, *self.dilation)
         return gx
 
 

@@ -1,12 +1,15 @@
-"""Fused loops compiled with numba, for the updates NumPy makes in many passes.
+"""Loops compiled with numba, where NumPy makes many passes or short strided ones.
 
 An optimiser step is a handful of multiplies and adds per parameter value,
 which NumPy writes as a dozen whole-array passes (Adam: twelve); a compiled
-loop makes one. With numba installed (the ``fast`` extra) the optimisers use
-the loops in ``numba_loops.py``; without it, or with ``MICROGRAD_KERNELS=numpy``,
-their NumPy code, which stays the reference: each loop does the same float
-operations in the same order (no fused multiply-add, no reassociation), so
-the two give the same bits (tests/test_kernels.py checks both).
+loop makes one. A convolution's col2im adds kh*kw strided slices whose
+contiguous runs are only C values long; a loop adds each window's block where
+it belongs. With numba installed (the ``fast`` extra) the engine and the
+optimisers use the loops in ``numba_loops.py``; without it, or with
+``MICROGRAD_KERNELS=numpy``, their NumPy code, which stays the reference. The
+optimiser loops do the same float operations in the same order (no fused
+multiply-add, no reassociation), so both give the same bits; col2im sums in
+another order, equal to float rounding (tests/test_kernels.py checks both).
 
 numba is imported, and each loop compiled, on first use only (compiled code is
 cached on disk), so importing micrograd and ``micrograd --help`` stay fast.

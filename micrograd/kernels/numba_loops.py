@@ -1,6 +1,7 @@
-"""The optimiser updates as single loops (numba). Each mirrors, operation for
-operation, the NumPy code of its optimiser in ``micrograd/optim``, whose
-docstrings give the formulas; the scalars arrive in the arrays' dtype, as
+"""Compiled loops (numba): the optimiser updates, and the convolution's col2im.
+
+Each optimiser loop mirrors, operation for operation, the NumPy code of its
+optimiser in ``micrograd/optim``, whose docstrings give the formulas; the scalars arrive in the arrays' dtype, as
 NumPy casts a Python float when it multiplies a float32 array.
 
 ``error_model="numpy"``: no Python-style zero-division checks, which would
@@ -73,3 +74,22 @@ def rmsprop(param, grad, square_avg, alpha, one_minus_alpha, lr, eps, weight_dec
         si = s[i] * alpha + one_minus_alpha * gi * gi
         s[i] = si
         p[i] -= lr * gi / (np.sqrt(si) + eps)
+
+
+@_jit
+def col2im_add(parts, gx, out_h, out_w, kh, kw, sh, sw, dh, dw):
+    """Add the im2col-shaped gradient ``parts`` (rows (n, oh, ow), columns (i, j, c))
+    onto the padded channels-last input gradient ``gx`` (N, Hp, Wp, C): each
+    row's kh*kw blocks go to the input cells its window read."""
+    n, c = gx.shape[0], gx.shape[3]
+    for s in range(n):
+        for oh in range(out_h):
+            for ow in range(out_w):
+                row = (s * out_h + oh) * out_w + ow
+                for i in range(kh):
+                    y = oh * sh + i * dh
+                    for j in range(kw):
+                        x = ow * sw + j * dw
+                        base = (i * kw + j) * c
+                        for k in range(c):
+                            gx[s, y, x, k] += parts[row, base + k]
