@@ -117,3 +117,28 @@ def test_compiled_col2im_matches_the_numpy_input_gradient(kwargs, dtype, monkeyp
     assert grads[1].dtype == grads[0].dtype
     rtol = 1e-12 if dtype == mt.float64 else 1e-5
     np.testing.assert_allclose(grads[1], grads[0], rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(kernel_size=2),
+    dict(kernel_size=3, stride=2, padding=1),
+    dict(kernel_size=2, stride=1, dilation=2),
+    dict(kernel_size=3, stride=2, ceil_mode=True),
+])
+@pytest.mark.parametrize("dtype", [mt.float32, mt.float64])
+def test_compiled_max_pool_matches_the_numpy_passes(kwargs, dtype):
+    pytest.importorskip("numba")
+    x_np = np.random.default_rng(0).integers(0, 3, (3, 4, 9, 9)).astype(np.float64)
+    x_np[0, 0, 0, 1] = np.nan  # propagates, in both
+    results = []
+    for backend in ("numpy", "numba"):
+        kernels.use(backend)
+        x = mt.Tensor(x_np, dtype=dtype, requires_grad=True)
+        y = mn.MaxPool2d(**kwargs)(x)
+        proj = np.random.default_rng(1).standard_normal(y.shape)
+        (y * mt.Tensor(proj, dtype=dtype)).sum().backward()
+        results.append((y.data, x.grad.data))
+    (y0, g0), (y1, g1) = results
+    np.testing.assert_array_equal(y1, y0)
+    # Overlapping windows add their shares in another order: equal to rounding.
+    np.testing.assert_allclose(g1, g0, rtol=1e-6, atol=1e-6)

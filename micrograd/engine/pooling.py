@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from micrograd import kernels
+
 from .autograd import Function
 from .windows import _crop, _nchw, _nhwc, _pad, _pair, _window_slices
 
@@ -95,6 +97,14 @@ class MaxPool2d(_Pool2d):
         out = np.empty(xp[(slice(None), *first)].shape, dtype=xp.dtype)
         keep = self.needs_input_grad[0]
         which = np.zeros(out.shape, dtype=np.uint8 if len(self.slices) <= 256 else np.uint16)
+        self.dilation = _pair(dilation)
+        self.loops = kernels.loops() if kernels.fusable(xp) else None
+        if self.loops is not None:
+            # One compiled pass over the windows (micrograd/kernels), the same result.
+            self.loops.max_pool(xp, out, which, *self.kernel, *self.stride, *self.dilation)
+            if keep:
+                self.which = which
+            return _nchw(out)
         step = _samples_per_chunk(xp)
         better = np.empty((step,) + out.shape[1:], dtype=bool)
         marks = np.empty(better.shape, dtype=which.dtype)
@@ -120,6 +130,10 @@ class MaxPool2d(_Pool2d):
         which = self.which
         n, oh, ow = g.shape[:3]
         (kh, kw) = self.kernel
+        if self.loops is not None:
+            gx = np.zeros(self.padded_shape, dtype=g.dtype)
+            self.loops.max_pool_backward(g, which, gx, kw, *self.stride, *self.dilation)
+            return (self._input_grad(gx),)
         if self.disjoint:
             # Each input cell is in one window at most: written once, not added,
             # and only the cells no window reaches are zeroed.

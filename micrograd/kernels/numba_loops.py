@@ -93,3 +93,44 @@ def col2im_add(parts, gx, out_h, out_w, kh, kw, sh, sw, dh, dw):
                         base = (i * kw + j) * c
                         for k in range(c):
                             gx[s, y, x, k] += parts[row, base + k]
+
+
+@_jit
+def max_pool(xp, out, which, kh, kw, sh, sw, dh, dw):
+    """Max pooling of the padded channels-last ``xp`` (N, Hp, Wp, C) into ``out``
+    (N, OH, OW, C), with ``which`` window offset (i * kw + j) won: the first of
+    tied maxima, as MaxPool2d's NumPy passes record it (NaN propagates)."""
+    n, out_h, out_w, c = out.shape
+    for s in range(n):
+        for oh in range(out_h):
+            for ow in range(out_w):
+                y0, x0 = oh * sh, ow * sw
+                for k in range(c):
+                    out[s, oh, ow, k] = xp[s, y0, x0, k]
+                    which[s, oh, ow, k] = 0
+                for i in range(kh):
+                    for j in range(kw):
+                        if i == 0 and j == 0:
+                            continue
+                        y, x, offset = y0 + i * dh, x0 + j * dw, i * kw + j
+                        for k in range(c):
+                            v = xp[s, y, x, k]
+                            if v > out[s, oh, ow, k]:
+                                out[s, oh, ow, k] = v
+                                which[s, oh, ow, k] = offset
+                            elif v != v:
+                                out[s, oh, ow, k] = v
+
+
+@_jit
+def max_pool_backward(g, which, gx, kw, sh, sw, dh, dw):
+    """Add each output cell's gradient ``g`` onto the input cell that won its
+    window in ``gx`` (N, Hp, Wp, C), zeroed by the caller."""
+    n, out_h, out_w, c = g.shape
+    for s in range(n):
+        for oh in range(out_h):
+            for ow in range(out_w):
+                for k in range(c):
+                    offset = which[s, oh, ow, k]
+                    i, j = offset // kw, offset % kw
+                    gx[s, oh * sh + i * dh, ow * sw + j * dw, k] += g[s, oh, ow, k]
