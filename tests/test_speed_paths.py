@@ -266,3 +266,20 @@ def test_batch_norm_folding_leaves_what_it_cannot_fold_to_the_layers():
     wide = mn.fuse(mn.Sequential(mn.Linear(50, 4), mn.BatchNorm1d(4))).eval()
     y = wide(mt.randn(3, 50))
     assert type(y._ctx).__name__ == "BatchNorm"
+
+
+def test_flatten_sends_a_channels_last_gradient_back_channels_last():
+    x_np = rand(3, 4, 5, 6)
+    x = mt.Tensor(layout(x_np, "channels_last"), dtype=mt.float64, requires_grad=True)
+    h = x * 1.0  # keeps the layout
+    h.retain_grad()
+    y = mn.Flatten()(h)
+    proj = rand(*y.shape, seed=1)
+    (y * mt.Tensor(proj, dtype=mt.float64)).sum().backward()
+    assert h.grad.data.transpose(0, 2, 3, 1).flags.c_contiguous
+    np.testing.assert_array_equal(h.grad.data, proj.reshape(3, 4, 5, 6))
+    np.testing.assert_array_equal(x.grad.data, proj.reshape(3, 4, 5, 6))
+    # Any other layout gets the plain reshape back.
+    z = mt.Tensor(x_np, dtype=mt.float64, requires_grad=True)
+    mn.Flatten()(z).sum().backward()
+    assert z.grad.data.flags.c_contiguous
