@@ -10,11 +10,12 @@ RMSprop, training steps and evaluation under no_grad.
 
 Usage::
 
-    python bench/bench_suite.py [--only NAME ...] [--steps 20] [--rounds 5] [--no-rss]
+    python bench/bench_suite.py [--only NAME ...] [--seconds 1] [--rounds 5] [--no-rss]
 
-Timing runs in this process: each round runs ``--steps`` steps (training:
+Timing runs in this process: each round runs the same number of steps with
+each library, about ``--seconds`` of micrograd's time (training:
 zero_grad, forward, cross entropy, backward, optimiser step; evaluation: a
-forward under no_grad) with one library then the other, alternating which goes
+forward under no_grad), one library then the other, alternating which goes
 first; a figure is the median over the rounds, so both libraries see the same
 machine load. ``ratio`` is micrograd's steps per second over PyTorch's. The
 micrograd model goes through ``mn.fuse``, as ``micrograd train`` builds it.
@@ -202,11 +203,15 @@ class TorchRunner(Runner):
 RUNNERS = {"micrograd": MicrogradRunner, "torch": TorchRunner}
 
 
-def compare(net, impls, steps, rounds):
-    """Median steps per second of each library over interleaved rounds."""
+def compare(net, impls, seconds, rounds):
+    """Median steps per second of each library over interleaved rounds of the same
+    number of steps, enough for about ``seconds`` of the first library's time."""
     runners = [RUNNERS[name](net) for name in impls]
     for runner in runners:  # warm-up: first-call costs, allocator, BLAS threads
         runner.run(3)
+    start = time.perf_counter()
+    runners[0].run(3)
+    steps = max(5, round(seconds / ((time.perf_counter() - start) / 3)))
     rates = {r.name: [] for r in runners}
     for round_ in range(rounds):
         for runner in (runners if round_ % 2 == 0 else runners[::-1]):
@@ -246,7 +251,10 @@ def current_rss_kib():
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", choices=sorted(BY_NAME), help="these networks only")
-    parser.add_argument("--steps", type=int, default=20, help="steps timed per round (default 20)")
+    parser.add_argument("--seconds", type=float, default=1.0,
+                        help="about how long each round runs, per library (default 1)")
+    parser.add_argument("--steps", type=int, default=20,
+                        help="steps of each memory child process (default 20)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
     parser.add_argument("--no-torch", action="store_true", help="micrograd alone")
     parser.add_argument("--no-rss", action="store_true", help="skip the memory child processes")
@@ -267,7 +275,7 @@ def main(argv=None):
     print(json.dumps(environment(has_torch)), flush=True)
     ratios = []
     for net in nets:
-        rates = compare(net, impls, args.steps, args.rounds)
+        rates = compare(net, impls, args.seconds, args.rounds)
         line = {"net": net.name, "mode": net.mode, "batch": net.batch,
                 "optimizer": net.optimizer or None,
                 "micrograd_samples_per_s": round(rates["micrograd"] * net.batch)}
