@@ -38,7 +38,7 @@ def seed_cnn():
 
 @pytest.mark.parametrize("in_channels, kwargs", [
     (1, dict(kernel_size=3)),                       # transposed im2col (one channel)
-    (1, dict(kernel_size=3, stride=2, padding=1)),  # one channel, strided: row-major
+    (1, dict(kernel_size=3, stride=2, padding=1)),  # one channel, strided: transposed too
     (3, dict(kernel_size=3, padding=1)),
     (3, dict(kernel_size=(2, 3), stride=(2, 1), bias=False)),
 ])

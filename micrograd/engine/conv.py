@@ -130,7 +130,7 @@ class Conv2d(Function):
         wmat = _weight_matrix(w, b)
         if self.needs_input_grad[1] or b is not None and self.needs_input_grad[2]:
             # Kept for the weight gradient.
-            self.cols = _im2col(windows, b is not None, transposed=c == 1 and sw == 1)
+            self.cols = _im2col(windows, b is not None)
             out = self.cols @ wmat.T
         else:
             # Nothing to keep (evaluation, frozen weights): build the matrix a
@@ -140,8 +140,7 @@ class Conv2d(Function):
             step = max(1, _COLS_CHUNK_BYTES // (oh * ow * wmat.shape[1] * xp.itemsize))
             for start in range(0, n, step):
                 rows = slice(start * oh * ow, min(start + step, n) * oh * ow)
-                cols = _im2col(windows[start:start + step], b is not None,
-                               transposed=c == 1 and sw == 1)
+                cols = _im2col(windows[start:start + step], b is not None)
                 np.matmul(cols, wmat.T, out=out[rows])
         self.w, self.padded_shape, self.geometry = w, xp.shape, geometry
         return _nchw(out.reshape(n, oh, ow, o))
