@@ -404,3 +404,13 @@ def test_a_header_whose_quote_opens_after_a_literal_quote_is_left_to_the_stdlib_
     the second one, so the header runs on: found by the property test above."""
     assert _read_csv_fast('1","\n,') is None
     assert isinstance(stdlib_or_error('1","\n,'), DataError)
+
+
+@needs_pyarrow
+@pytest.mark.parametrize("text", ['1\n"\n\n', 'a,b\n1,"x\n\n"\n2,y\n'])
+def test_a_quoted_value_spanning_only_blank_lines_is_left_to_the_stdlib_reader(text):
+    """The row count matches the count of non-blank lines, since the lines the value
+    spans are blank; the line numbers would not: found by the property test above."""
+    slow = stdlib_or_error(text)
+    fast = _read_csv_fast(text)
+    assert fast is None or (not isinstance(slow, DataError) and same(fast, slow) is None)

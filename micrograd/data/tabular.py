@@ -728,8 +728,8 @@ def _arrow_table(text):
     """``(header, pyarrow table of unstripped string columns, line numbers)``, or None
     whenever the answer might differ from the stdlib reader's: pyarrow not installed,
     a lone CR line end, a header that is empty, spans lines or repeats a name, a parse
-    error (a ragged row, an unclosed quote), a quoted value over several lines (the
-    row count then differs from the count of non-blank lines), or no data rows. The
+    error (a ragged row, an unclosed quote), a quoted value over several lines, or
+    no data rows. The
     stdlib reader then reads the text again and words the error with its file and line."""
     try:
         import pyarrow as pa
@@ -777,7 +777,18 @@ def _arrow_table(text):
         return None
     if table.num_rows != len(lines):
         return None
+    if b'"' in body and _any_line_break(table):
+        # A quoted value over lines that are otherwise blank: the row count agrees
+        # with the non-blank lines, but the stdlib reader's line numbers would not.
+        return None
     return header, table, lines
+
+
+def _any_line_break(table) -> bool:
+    import pyarrow.compute as pc
+
+    return any(pc.any(pc.match_substring_regex(column, "[\r\n]")).as_py()
+               for column in table.columns)
 
 
 def _arrow_text(column) -> np.ndarray:
