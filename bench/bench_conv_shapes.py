@@ -10,7 +10,8 @@ in this process, the best of several repeats (robust to a busy core).
 ``gflops`` is the convolution's multiply-adds x 2 per second of forward +
 backward (three GEMM-sized products). A ``cliff`` is flagged where a shape's
 gflops falls below a third of its neighbour's on the same sweep: the kind of
-layout cliff a transposed copy or a short inner loop causes.
+layout cliff a transposed copy or a short inner loop causes; ``ratio_cliff``
+where its ratio to PyTorch does (a cliff PyTorch does not share).
 
 Usage::
 
@@ -120,7 +121,7 @@ def main(argv=None):
             print("torch is not installed: micrograd alone", file=sys.stderr)
     print(json.dumps(environment(has_torch)), flush=True)
     for axis, values in SWEEPS.items():
-        previous = None
+        previous = previous_ratio = None
         for value in values:
             shape = dict(BASE, **{axis: value})
             fwd, train = micrograd_times(shape, args.repeats)
@@ -132,6 +133,13 @@ def main(argv=None):
                 line.update(torch_forward_ms=round(tfwd, 3), torch_train_ms=round(ttrain, 3),
                             forward_ratio=round(tfwd / fwd, 2), train_ratio=round(ttrain / train, 2))
             line["cliff"] = previous is not None and (rate < previous / 3 or previous < rate / 3)
+            if has_torch:
+                # Against PyTorch on the same shapes: a cliff of micrograd's own, not one
+                # of arithmetic intensity that both libraries share (1 x 1 kernels).
+                ratio = line["train_ratio"]
+                line["ratio_cliff"] = previous_ratio is not None and (
+                    ratio < previous_ratio / 3 or previous_ratio < ratio / 3)
+                previous_ratio = ratio
             previous = rate
             print(json.dumps(line), flush=True)
 

@@ -283,3 +283,24 @@ def test_flatten_sends_a_channels_last_gradient_back_channels_last():
     z = mt.Tensor(x_np, dtype=mt.float64, requires_grad=True)
     mn.Flatten()(z).sum().backward()
     assert z.grad.data.flags.c_contiguous
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(padding=1), dict(bias=False), dict(stride=2)])
+@pytest.mark.parametrize("kind", ["contiguous", "channels_last"])
+def test_pointwise_convolution_is_one_gemm_with_torchs_numbers(kwargs, kind):
+    x_np = rand(4, 3, 5, 6)
+    ours = mn.Conv2d(3, 5, 1, **kwargs).to(mt.float64)
+    theirs = torch.nn.Conv2d(3, 5, 1, **kwargs).double()
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    x = mt.Tensor(layout(x_np, kind), dtype=mt.float64, requires_grad=True)
+    y = ours(x)
+    proj = rand(*y.shape, seed=3)
+    (y * mt.Tensor(proj, dtype=mt.float64)).sum().backward()
+    tx = torch.from_numpy(x_np).requires_grad_(True)
+    ty = theirs(tx)
+    (ty * torch.from_numpy(proj)).sum().backward()
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-6, atol=1e-12)
+    for (name, p), tp in zip(ours.named_parameters(), theirs.parameters()):
+        np.testing.assert_allclose(p.grad.data, tp.grad.numpy(), rtol=1e-6, atol=1e-12,
+                                   err_msg=name)

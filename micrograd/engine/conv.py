@@ -104,6 +104,21 @@ def _weight_matrix(w, b):
     return np.concatenate([wmat, b.reshape(o, 1).astype(wmat.dtype, copy=False)], axis=1)
 
 
+def _add_bias(out, b):
+    """out (rows, O) += b in place, with the rows regrouped so that NumPy's inner
+    loop runs over about a thousand values instead of O (a per-row loop over 16
+    or 32 values costs as much as the GEMM before it)."""
+    rows, o = out.shape
+    reps = max(1, 1024 // o)
+    while reps > 1 and rows % reps:
+        reps //= 2
+    if reps == 1:
+        out += b
+        return
+    wide = out.reshape(-1, reps * o)
+    np.add(wide, np.tile(b.astype(out.dtype, copy=False), reps), out=wide)
+
+
 class Conv2d(Function):
     """y[n, o] = sum_c x[n, c] (*) w[o, c] + b[o]; x (N, C, H, W), w (O, C, kh, kw)."""
 
@@ -125,6 +140,16 @@ class Conv2d(Function):
         windows = np.lib.stride_tricks.as_strided(
             xp, (n, oh, ow, kh, kw, c), (s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3),
             writeable=False)
+        self.w, self.padded_shape, self.geometry = w, xp.shape, geometry
+        self.pointwise = (kh, kw, sh, sw) == (1, 1, 1, 1) and xp.shape[1:3] == (oh, ow)
+        if self.pointwise:
+            # A 1 x 1 convolution is one GEMM on the (N*H*W, C) matrix behind the
+            # channels-last input: no window copy, the bias added in place.
+            self.cols = xp.reshape(-1, c)
+            out = self.cols @ w.reshape(o, c).T
+            if b is not None:
+                _add_bias(out, b)
+            return _nchw(out.reshape(n, oh, ow, o))
         # im2col, then one GEMM whose output rows (n, oh, ow) x columns o already
         # are the channels-last result.
         wmat = _weight_matrix(w, b)
@@ -142,7 +167,6 @@ class Conv2d(Function):
                 rows = slice(start * oh * ow, min(start + step, n) * oh * ow)
                 cols = _im2col(windows[start:start + step], b is not None)
                 np.matmul(cols, wmat.T, out=out[rows])
-        self.w, self.padded_shape, self.geometry = w, xp.shape, geometry
         return _nchw(out.reshape(n, oh, ow, o))
 
     def backward(self, g):
@@ -154,7 +178,12 @@ class Conv2d(Function):
         gx = gw = gb = None
         if self.needs_input_grad[0]:
             gx = _crop(self._input_grad(g2, n, oh, ow), ph, pw)
-        if self.needs_input_grad[1] or has_bias and self.needs_input_grad[2]:
+        if self.pointwise and (self.needs_input_grad[1] or has_bias and self.needs_input_grad[2]):
+            if self.needs_input_grad[1]:
+                gw = (self.cols.T @ g2).T.reshape(o, c, 1, 1)
+            if has_bias and self.needs_input_grad[2]:
+                gb = np.ones(len(g2), dtype=g2.dtype) @ g2
+        elif self.needs_input_grad[1] or has_bias and self.needs_input_grad[2]:
             # One GEMM gives the weight gradient and, from the ones column, the bias's.
             # (cols.T @ g2).T rather than g2.T @ cols: the same product, faster
             # through OpenBLAS for either layout of cols (bench/README.md).
@@ -175,6 +204,9 @@ class Conv2d(Function):
         of C, and the (N*OH*OW, C) product is still in cache when it is added.
         """
         kh, kw, sh, sw = self.geometry[:4]
+        if self.pointwise:
+            o, c = self.w.shape[:2]
+            return (g2 @ self.w.reshape(o, c)).reshape(self.padded_shape)
         loops = kernels.loops()
         if loops is not None and kernels.fusable(g2, self.w):
             return self._input_grad_compiled(loops, g2, n, oh, ow)
