@@ -124,6 +124,8 @@ def test_compiled_col2im_matches_the_numpy_input_gradient(kwargs, dtype, monkeyp
     dict(kernel_size=3, stride=2, padding=1),
     dict(kernel_size=2, stride=1, dilation=2),
     dict(kernel_size=3, stride=2, ceil_mode=True),
+    dict(kernel_size=2, ceil_mode=True),       # tiling windows, the last one past the edge
+    dict(kernel_size=(2, 3), padding=1),        # tiling windows, uncovered cells
 ])
 @pytest.mark.parametrize("dtype", [mt.float32, mt.float64])
 def test_compiled_max_pool_matches_the_numpy_passes(kwargs, dtype):

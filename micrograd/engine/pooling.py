@@ -130,6 +130,12 @@ class MaxPool2d(_Pool2d):
         which = self.which
         n, oh, ow = g.shape[:3]
         (kh, kw) = self.kernel
+        if self.loops is not None and self.stride == self.kernel and self.dilation == (1, 1):
+            gx = np.empty(self.padded_shape, dtype=g.dtype)
+            gx[:, oh * kh:] = 0  # the cells no window covers
+            gx[:, :oh * kh, ow * kw:] = 0
+            self.loops.max_pool_backward_disjoint(g, which, gx, kh, kw)
+            return (self._input_grad(gx),)
         if self.loops is not None:
             gx = np.zeros(self.padded_shape, dtype=g.dtype)
             self.loops.max_pool_backward(g, which, gx, kw, *self.stride, *self.dilation)

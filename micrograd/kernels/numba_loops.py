@@ -134,3 +134,21 @@ def max_pool_backward(g, which, gx, kw, sh, sw, dh, dw):
                     offset = which[s, oh, ow, k]
                     i, j = offset // kw, offset % kw
                     gx[s, oh * sh + i * dh, ow * sw + j * dw, k] += g[s, oh, ow, k]
+
+
+@_jit
+def max_pool_backward_disjoint(g, which, gx, kh, kw):
+    """``max_pool_backward`` for windows that tile the input (stride = kernel, no
+    dilation): every covered cell of ``gx`` is written once, in memory order,
+    with its window's gradient or 0; the caller zeroes only the cells no window
+    covers."""
+    n, out_h, out_w, c = g.shape
+    for s in range(n):
+        for oh in range(out_h):
+            for i in range(kh):
+                y = oh * kh + i
+                for ow in range(out_w):
+                    for j in range(kw):
+                        x, offset = ow * kw + j, i * kw + j
+                        for k in range(c):
+                            gx[s, y, x, k] = g[s, oh, ow, k] if which[s, oh, ow, k] == offset else 0
