@@ -144,3 +144,23 @@ def test_compiled_max_pool_matches_the_numpy_passes(kwargs, dtype):
     np.testing.assert_array_equal(y1, y0)
     # Overlapping windows add their shares in another order: equal to rounding.
     np.testing.assert_allclose(g1, g0, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=3, stride=2, padding=1),
+                                    dict(kernel_size=(3, 2), stride=1)])
+@pytest.mark.parametrize("dtype", [mt.float32, mt.float64])
+def test_compiled_relu_avg_pool_matches_the_numpy_passes(kwargs, dtype):
+    pytest.importorskip("numba")
+    x_np = np.random.default_rng(0).standard_normal((3, 4, 9, 8))
+    results = []
+    for backend in ("numpy", "numba"):
+        kernels.use(backend)
+        x = mt.Tensor(x_np, dtype=dtype, requires_grad=True)
+        y = mn.fuse(mn.Sequential(mn.ReLU(), mn.AvgPool2d(**kwargs)))(x)
+        assert type(y._ctx).__name__ == "ReLUAvgPool2d"
+        proj = np.random.default_rng(1).standard_normal(y.shape)
+        (y * mt.Tensor(proj, dtype=dtype)).sum().backward()
+        results.append((y.data, x.grad.data))
+    (y0, g0), (y1, g1) = results
+    np.testing.assert_array_equal(y1, y0)  # the same sums in the same order
+    np.testing.assert_array_equal(g1, g0)

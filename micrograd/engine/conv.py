@@ -270,6 +270,16 @@ class ReLUAvgPool2d(_Pool2d):
         first, *rest = self.slices
         n = xp.shape[0]
         out = np.empty(xp[(slice(None), *first)].shape, dtype=xp.dtype)
+        # Overlapping windows read each input cell several times as strided
+        # slices whose runs are C values: a compiled loop (micrograd/kernels)
+        # sums each window at once instead.
+        self.loops = kernels.loops() if self.stride != self.kernel and kernels.fusable(xp) else None
+        if self.loops is not None:
+            self.loops.relu_avg_pool(xp, out, *self.kernel, *self.stride,
+                                     xp.dtype.type(1.0 / len(self.slices)))
+            if self.needs_input_grad[0]:
+                self.xp = xp
+            return _nchw(out)
         step = _samples_per_chunk(xp)
         scratch = np.empty_like(out[:step])
         for start in range(0, n, step):
@@ -290,6 +300,11 @@ class ReLUAvgPool2d(_Pool2d):
         g = g.transpose(0, 2, 3, 1)  # the channels-last array when g comes from us
         n, oh, ow, c = g.shape
         scale = 1.0 / (kh * kw)
+        if self.loops is not None:
+            gx = np.zeros(xp.shape, dtype=g.dtype)
+            self.loops.relu_avg_pool_backward(np.ascontiguousarray(g), xp, gx, kh, kw, sh, sw,
+                                              gx.dtype.type(scale))
+            return (_crop(gx, *self.padding),)
         if (sh, sw) != (kh, kw):
             # Overlapping windows: AvgPool2d's sum of shares, then the mask.
             gx = np.zeros(xp.shape, dtype=g.dtype)

@@ -152,3 +152,51 @@ def max_pool_backward_disjoint(g, which, gx, kh, kw):
                         x, offset = ow * kw + j, i * kw + j
                         for k in range(c):
                             gx[s, y, x, k] = g[s, oh, ow, k] if which[s, oh, ow, k] == offset else 0
+
+
+@_jit
+def relu_avg_pool(xp, out, kh, kw, sh, sw, scale):
+    """avg_pool2d(relu(x)) of the padded channels-last ``xp`` into ``out``: each
+    window's rectified values summed in ReLUAvgPool2d's offset order, then scaled."""
+    n, out_h, out_w, c = out.shape
+    zero = out.dtype.type(0)
+    for s in range(n):
+        for oh in range(out_h):
+            for ow in range(out_w):
+                y0, x0 = oh * sh, ow * sw
+                for k in range(c):
+                    v = xp[s, y0, x0, k]
+                    out[s, oh, ow, k] = v if not v <= 0 else zero
+                for i in range(kh):
+                    for j in range(kw):
+                        if i == 0 and j == 0:
+                            continue
+                        for k in range(c):
+                            v = xp[s, y0 + i, x0 + j, k]
+                            if not v <= 0:
+                                out[s, oh, ow, k] += v
+                for k in range(c):
+                    out[s, oh, ow, k] *= scale
+
+
+@_jit
+def relu_avg_pool_backward(g, xp, gx, kh, kw, sh, sw, scale):
+    """Each output cell's share ``g * scale`` added onto its window's cells of
+    ``gx`` (zeroed by the caller), then kept only where the input was positive.
+    A sample's shares are added offset by offset, as the NumPy passes add them,
+    so each cell sums its shares in the same order: the same bits."""
+    n, out_h, out_w, c = g.shape
+    zero = gx.dtype.type(0)
+    for s in range(n):
+        for i in range(kh):
+            for j in range(kw):
+                for oh in range(out_h):
+                    for ow in range(out_w):
+                        y, x = oh * sh + i, ow * sw + j
+                        for k in range(c):
+                            gx[s, y, x, k] += g[s, oh, ow, k] * scale
+        for y in range(gx.shape[1]):
+            for x in range(gx.shape[2]):
+                for k in range(c):
+                    if not xp[s, y, x, k] > 0:
+                        gx[s, y, x, k] = zero
