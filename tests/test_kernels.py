@@ -5,6 +5,9 @@ reference) and once through its numba loop; parameters and state must be
 equal bit for bit, in float32 and float64. Without numba installed the
 comparisons skip, and the NumPy code is what runs.
 """
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -26,7 +29,8 @@ CASES = [
 
 
 @pytest.fixture(autouse=True)
-def restore_backend():
+def restore_backend(monkeypatch):
+    monkeypatch.setattr(kernels, "MIN_BYTES", 0)  # the loops take the tests' small arrays
     yield
     kernels.use("numba")
 
@@ -68,12 +72,27 @@ def test_numpy_backend_is_chosen_by_environment(monkeypatch):
         kernels.use("fortran")
 
 
-def test_loops_take_only_contiguous_arrays_of_one_float_dtype():
+def test_loops_take_only_contiguous_arrays_of_one_float_dtype(monkeypatch):
     a = np.zeros((4, 6), np.float32)
     assert kernels.fusable(a, a.copy())
     assert not kernels.fusable(a, a.T)
     assert not kernels.fusable(a, a.astype(np.float64))
     assert not kernels.fusable(np.zeros(3, np.int64))
+    monkeypatch.setattr(kernels, "MIN_BYTES", 1024)
+    assert not kernels.fusable(a, a.copy())  # 96 bytes: the NumPy code
+    assert kernels.fusable(np.zeros(256, np.float32))
+
+
+def test_a_small_model_never_imports_numba():
+    """Loading numba costs about half a second: a 2-parameter run must not pay it."""
+    code = ("import sys, numpy as np, micrograd.nn as mn, micrograd.tensor as mt\n"
+            "m = mn.Sequential(mn.Conv2d(1, 4, 3), mn.MaxPool2d(2), mn.Flatten(), mn.Linear(64, 2))\n"
+            "o = mt.Adam(m.parameters())\n"
+            "for _ in range(3):\n"
+            "    o.zero_grad(); m(mt.randn(2, 1, 10, 10)).sum().backward(); o.step()\n"
+            "print('numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_a_transposed_parameter_takes_the_numpy_code():

@@ -207,8 +207,8 @@ class Conv2d(Function):
         if self.pointwise:
             o, c = self.w.shape[:2]
             return (g2 @ self.w.reshape(o, c)).reshape(self.padded_shape)
-        loops = kernels.loops()
-        if loops is not None and kernels.fusable(g2, self.w):
+        loops = kernels.for_arrays(g2, self.w)
+        if loops is not None:
             return self._input_grad_compiled(loops, g2, n, oh, ow)
         w_offsets = np.ascontiguousarray(self.w.transpose(2, 3, 0, 1))  # (kh, kw, O, C)
         c = w_offsets.shape[3]
@@ -273,7 +273,7 @@ class ReLUAvgPool2d(_Pool2d):
         # Overlapping windows read each input cell several times as strided
         # slices whose runs are C values: a compiled loop (micrograd/kernels)
         # sums each window at once instead.
-        self.loops = kernels.loops() if self.stride != self.kernel and kernels.fusable(xp) else None
+        self.loops = kernels.for_arrays(xp) if self.stride != self.kernel else None
         if self.loops is not None:
             self.loops.relu_avg_pool(xp, out, *self.kernel, *self.stride,
                                      xp.dtype.type(1.0 / len(self.slices)))

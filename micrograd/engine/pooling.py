@@ -98,7 +98,7 @@ class MaxPool2d(_Pool2d):
         keep = self.needs_input_grad[0]
         which = np.zeros(out.shape, dtype=np.uint8 if len(self.slices) <= 256 else np.uint16)
         self.dilation = _pair(dilation)
-        self.loops = kernels.loops() if kernels.fusable(xp) else None
+        self.loops = kernels.for_arrays(xp)
         if self.loops is not None:
             # One compiled pass over the windows (micrograd/kernels), the same result.
             self.loops.max_pool(xp, out, which, *self.kernel, *self.stride, *self.dilation)

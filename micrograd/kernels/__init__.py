@@ -46,7 +46,22 @@ def use(backend: str) -> None:
     _loops = None
 
 
+#: Smallest first array (bytes) handed to a loop. Below it a pass costs
+#: microseconds either way, and loading numba (about half a second and 100 MB
+#: the first time in a process) would not pay back: a small model's run
+#: (micrograd train configs/linear_regression.yaml) never imports it.
+MIN_BYTES = 256 << 10
+
+
 def fusable(*arrays) -> bool:
-    """Whether the loops take these arrays: C-contiguous, one float dtype."""
+    """Whether the loops take these arrays: C-contiguous, one float dtype, the
+    first at least ``MIN_BYTES``."""
     dtype = arrays[0].dtype
-    return dtype.kind == "f" and all(a.dtype == dtype and a.flags.c_contiguous for a in arrays)
+    return (dtype.kind == "f" and arrays[0].nbytes >= MIN_BYTES
+            and all(a.dtype == dtype and a.flags.c_contiguous for a in arrays))
+
+
+def for_arrays(*arrays):
+    """The loops module when it takes these arrays (``fusable``) and numba is
+    there, else None: the caller then runs its NumPy code."""
+    return loops() if fusable(*arrays) else None

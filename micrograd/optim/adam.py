@@ -82,8 +82,8 @@ class Adam(Optimizer):
         if group["amsgrad"]:
             arrays.append(state["max_exp_avg_sq"])
         coefficients = _Coefficients(lr, beta1, beta2, group["eps"], step)
-        loops = kernels.loops()
-        if loops is not None and kernels.fusable(*arrays):
+        loops = kernels.for_arrays(*arrays)
+        if loops is not None:
             # One compiled loop, the same operations as _adam_pass.
             c, cast = coefficients, param.dtype.type
             scalars = (cast(c.one_minus_beta1), cast(c.beta2), cast(c.sqrt_one_minus_beta2),

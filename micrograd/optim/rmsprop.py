@@ -62,9 +62,9 @@ class RMSprop(Optimizer):
             state["square_avg"] = np.zeros_like(param)
         state["step"] += 1
 
-        loops = kernels.loops()
-        if (loops is not None and not group["centered"] and momentum == 0
-                and kernels.fusable(param, grad, state["square_avg"])):
+        loops = (None if group["centered"] or momentum != 0
+                 else kernels.for_arrays(param, grad, state["square_avg"]))
+        if loops is not None:
             # One compiled loop, the same operations as the NumPy code below.
             cast = param.dtype.type
             loops.rmsprop(param, grad, state["square_avg"], cast(alpha), cast(1 - alpha),

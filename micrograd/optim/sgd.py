@@ -59,21 +59,18 @@ class SGD(Optimizer):
 
     def _update(self, param, grad, state, group):
         momentum = group["momentum"]
-        loops = kernels.loops()
+        buf = state.get("momentum_buffer")
+        loops = kernels.for_arrays(param, grad, param if buf is None else buf)
         if loops is not None:
-            buf = state.get("momentum_buffer")
+            # One compiled loop, the same operations as the NumPy code below.
             first = momentum != 0 and buf is None
             if first:
-                buf = np.empty_like(param)
-            if kernels.fusable(param, grad, param if buf is None else buf):
-                # One compiled loop, the same operations as the NumPy code below.
-                cast = param.dtype.type
-                loops.sgd(param, grad, param if buf is None else buf, cast(group["lr"]),
-                          cast(group["weight_decay"]), cast(momentum),
-                          cast(1 - group["dampening"]), group["nesterov"], first)
-                if first:
-                    state["momentum_buffer"] = buf
-                return
+                buf = state["momentum_buffer"] = np.empty_like(param)
+            cast = param.dtype.type
+            loops.sgd(param, grad, param if buf is None else buf, cast(group["lr"]),
+                      cast(group["weight_decay"]), cast(momentum),
+                      cast(1 - group["dampening"]), group["nesterov"], first)
+            return
         if group["weight_decay"] != 0:
             grad = grad + group["weight_decay"] * param
         if momentum != 0:
