@@ -16,7 +16,11 @@ per run, so long runs are what makes them fast).
 Convolution is im2col, a sliding-window view copied once into a
 (N*OH*OW, kh*kw*C + 1) matrix (the extra column of ones carries the bias),
 then one GEMM; ``crop`` limits it to the output rows and columns a pooling
-layer reads. Pooling (pooling.py) reads the kh*kw strided slices of the input
+layer reads. A 1 x 1 convolution skips the copy (its im2col matrix is the
+input's). The input gradient is col2im: with numba, one wide GEMM and a
+compiled loop that adds each window's gradient where it belongs
+(micrograd/kernels); without, one narrow GEMM and one strided add per kernel
+offset. Pooling (pooling.py) reads the kh*kw strided slices of the input
 directly (no window copy at all). Two fused nodes cover the common CNN runs:
 ``ReLUAvgPool2d`` and ``ConvReLUAvgPool2d`` (convolution, ReLU and average
 pooling in cache-sized chunks, for convolutions with few input channels).
@@ -198,7 +202,8 @@ class Conv2d(Function):
     def _input_grad(self, g2, n, oh, ow):
         """col2im: the gradient of the padded input, (N, Hp, Wp, C).
 
-        One small GEMM per kernel offset (i, j), added at once onto the input
+        A 1 x 1 convolution's is one GEMM; with numba, ``_input_grad_compiled``.
+        Otherwise one small GEMM per kernel offset (i, j), added at once onto the input
         cells that offset reads. Against one big GEMM whose (N*OH*OW, kh*kw*C)
         result is then scattered, each add moves OW*C contiguous values instead
         of C, and the (N*OH*OW, C) product is still in cache when it is added.
