@@ -11,6 +11,7 @@ RMSprop, training steps and evaluation under no_grad.
 Usage::
 
     python bench/bench_suite.py [--only NAME ...] [--seconds 1] [--rounds 5] [--no-rss]
+    python bench/bench_suite.py --profile [--only NAME ...] [--steps 20]
 
 Timing runs in this process: each round runs the same number of steps with
 each library, about ``--seconds`` of micrograd's time (training:
@@ -27,7 +28,9 @@ timed steps above where it stood before them, after two warm-up steps (what
 the steps themselves hold, without one-off costs such as loading numba).
 
 Prints one JSON line for the environment, one per network, and a last one with
-the geometric mean of the ratios. Benchmarks are not tests: nothing here
+the geometric mean of the ratios. ``--profile`` instead prints, per network,
+where micrograd's step goes: each primitive's forward and backward time per
+step, and the rest (optimiser, Python). Benchmarks are not tests: nothing here
 asserts a speed.
 """
 from __future__ import annotations
@@ -223,6 +226,52 @@ def compare(net, impls, seconds, rounds):
     return {name: statistics.median(v) for name, v in rates.items()}
 
 
+def profile(net, steps):
+    """Where a micrograd step goes: each primitive's forward and backward time per
+    step (every Function subclass's methods wrapped with a timer), and the rest
+    (optimiser, Python). Prints one JSON line per network."""
+    import collections
+
+    from micrograd.engine.autograd import Function
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    runner = MicrogradRunner(net)
+    runner.run(3)
+    totals = collections.defaultdict(float)
+    originals = []
+    for cls in set(subclasses(Function)):
+        for method in ("forward", "backward"):
+            fn = cls.__dict__.get(method)
+            if fn is None:
+                continue
+
+            def timed(self, *args, _fn=fn, _key=f"{cls.__name__}.{method}", **kwargs):
+                start = time.perf_counter()
+                try:
+                    return _fn(self, *args, **kwargs)
+                finally:
+                    totals[_key] += time.perf_counter() - start
+
+            originals.append((cls, method, fn))
+            setattr(cls, method, timed)
+    try:
+        start = time.perf_counter()
+        runner.run(steps)
+        step_ms = (time.perf_counter() - start) / steps * 1e3
+    finally:
+        for cls, method, fn in originals:
+            setattr(cls, method, fn)
+    parts = {k: round(v / steps * 1e3, 2) for k, v in
+             sorted(totals.items(), key=lambda kv: -kv[1]) if v / steps * 1e3 >= 0.01}
+    parts["rest"] = round(step_ms - sum(totals.values()) / steps * 1e3, 2)
+    print(json.dumps({"net": net.name, "step_ms": round(step_ms, 2), "parts_ms": parts}),
+          flush=True)
+
+
 def memory_in_child(net, impl, steps):
     cmd = [sys.executable, __file__, "--child", impl, "--only", net.name, "--steps", str(steps)]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -271,11 +320,17 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
     parser.add_argument("--no-torch", action="store_true", help="micrograd alone")
     parser.add_argument("--no-rss", action="store_true", help="skip the memory child processes")
+    parser.add_argument("--profile", action="store_true",
+                        help="where micrograd's step goes, per primitive (no PyTorch)")
     parser.add_argument("--child", choices=sorted(RUNNERS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     nets = [BY_NAME[n] for n in args.only] if args.only else NETWORKS
     if args.child:
         return child(nets[0], args.child, args.steps)
+    if args.profile:
+        for net in nets:
+            profile(net, args.steps)
+        return None
     has_torch = False
     if not args.no_torch:
         try:
