@@ -338,7 +338,9 @@ def dropout(input, p=0.5, training=True):
         return x * 0.0
     # The draw is float64 whatever x's dtype, so a seed gives the same mask in both.
     keep = default_generator().random(x.shape) >= p
-    mask = (keep / (1.0 - p)).astype(x.dtype)
+    # keep * (1 / (1 - p)) straight into x's dtype: the same values as dividing
+    # in float64 and casting, without two float64 temporaries.
+    mask = np.multiply(keep, np.dtype(x.dtype).type(1.0 / (1.0 - p)))
     return x * Tensor._wrap(mask)
 
 
