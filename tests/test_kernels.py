@@ -183,3 +183,22 @@ def test_compiled_relu_avg_pool_matches_the_numpy_passes(kwargs, dtype):
     (y0, g0), (y1, g1) = results
     np.testing.assert_array_equal(y1, y0)  # the same sums in the same order
     np.testing.assert_array_equal(g1, g0)
+
+
+@pytest.mark.parametrize("name", ["Tanh", "Sigmoid"])
+@pytest.mark.parametrize("dtype", [mt.float32, mt.float64])
+def test_compiled_activation_backward_gives_the_numpy_bits(name, dtype):
+    """Behind padded pooling the gradient is a cropped (strided) view."""
+    pytest.importorskip("numba")
+    results = []
+    for backend in ("numpy", "numba"):
+        kernels.use(backend)
+        mt.manual_seed(0)
+        model = mn.Sequential(mn.Conv2d(2, 3, 3, padding=1), getattr(mn, name)(),
+                              mn.MaxPool2d(2, padding=1)).to(dtype)
+        x = mt.Tensor(np.random.default_rng(0).standard_normal((3, 2, 6, 5)), dtype=dtype)
+        y = model(x)
+        (y * mt.Tensor(np.random.default_rng(1).standard_normal(y.shape), dtype=dtype)).sum().backward()
+        results.append([y.data] + [p.grad.data for p in model.parameters()])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)

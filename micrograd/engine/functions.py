@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from micrograd import kernels
+
 from .autograd import Function, unbroadcast
 
 # ----------------------------------------------------------------- binary ops
@@ -191,6 +193,12 @@ class Tanh(Function):
         return self.out
 
     def backward(self, g):
+        loops = kernels.for_any_strides(self.out, g) if g.ndim == 4 else None
+        if loops is not None:
+            # One compiled pass over an image batch (micrograd/kernels), the same bits.
+            gx = g if self.grad_is_owned else np.empty_like(self.out)
+            loops.tanh_backward(g, self.out, gx)
+            return (gx,)
         # g * (1 - out^2), in one scratch array (or in g when it is ours alone).
         d = np.multiply(self.out, self.out)
         np.subtract(1, d, out=d)
@@ -212,6 +220,12 @@ class Sigmoid(Function):
         return self.out
 
     def backward(self, g):
+        loops = kernels.for_any_strides(self.out, g) if g.ndim == 4 else None
+        if loops is not None:
+            # One compiled pass over an image batch (micrograd/kernels), the same bits.
+            gx = g if self.grad_is_owned else np.empty_like(self.out)
+            loops.sigmoid_backward(g, self.out, gx)
+            return (gx,)
         # g * s * (1 - s), in one scratch array (or in g when it is ours alone).
         s = self.out
         d = np.subtract(1, s)

@@ -61,6 +61,15 @@ def fusable(*arrays) -> bool:
             and all(a.dtype == dtype and a.flags.c_contiguous for a in arrays))
 
 
+def for_any_strides(*arrays):
+    """The loops module for loops that take arrays of any strides (one float
+    dtype, the first at least ``MIN_BYTES``), else None."""
+    dtype = arrays[0].dtype
+    if dtype.kind != "f" or arrays[0].nbytes < MIN_BYTES or any(a.dtype != dtype for a in arrays):
+        return None
+    return loops()
+
+
 def for_arrays(*arrays):
     """The loops module when it takes these arrays (``fusable``) and numba is
     there, else None: the caller then runs its NumPy code."""

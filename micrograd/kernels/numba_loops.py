@@ -200,3 +200,30 @@ def relu_avg_pool_backward(g, xp, gx, kh, kw, sh, sw, scale):
                 for k in range(c):
                     if not xp[s, y, x, k] > 0:
                         gx[s, y, x, k] = zero
+
+
+@_jit
+def tanh_backward(g, out, gx):
+    """gx = g * (1 - out * out) over 4-D arrays of any strides (a convolution's
+    cropped gradient included), visited in ``out``'s channels-last order."""
+    one = out.dtype.type(1)
+    n, c, h, w = out.shape
+    for s in range(n):
+        for y in range(h):
+            for x in range(w):
+                for k in range(c):
+                    o = out[s, k, y, x]
+                    gx[s, k, y, x] = g[s, k, y, x] * (one - o * o)
+
+
+@_jit
+def sigmoid_backward(g, out, gx):
+    """gx = g * (out * (1 - out)), as ``tanh_backward``."""
+    one = out.dtype.type(1)
+    n, c, h, w = out.shape
+    for s in range(n):
+        for y in range(h):
+            for x in range(w):
+                for k in range(c):
+                    o = out[s, k, y, x]
+                    gx[s, k, y, x] = g[s, k, y, x] * ((one - o) * o)
