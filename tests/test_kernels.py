@@ -202,3 +202,54 @@ def test_compiled_activation_backward_gives_the_numpy_bits(name, dtype):
         results.append([y.data] + [p.grad.data for p in model.parameters()])
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("pool", [
+    dict(kernel_size=2),
+    dict(kernel_size=3, stride=2, padding=1),
+    dict(kernel_size=2, stride=1, dilation=2),
+    dict(kernel_size=3, stride=2, ceil_mode=True),
+    dict(kernel_size=2, ceil_mode=True),  # tiling windows, the last past the edge
+    dict(kernel_size=(2, 3)),             # tiling windows, uncovered columns
+])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_batch_norm_then_max_pool_fused_matches_torch(pool, training, backend):
+    torch = pytest.importorskip("torch")
+    if backend == "numba":
+        pytest.importorskip("numba")
+    kernels.use(backend)
+
+    def layers(nn):
+        return [nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(**pool),
+                nn.Flatten()]
+    ours = mn.fuse(mn.Sequential(layers(mn))).to(mt.float64)
+    # With the compiled loops the BatchNorm fuses with the pooling (training too);
+    # without, it folds into the convolution (evaluation only).
+    fused = "BatchNormMaxPool2d" if backend == "numba" else "FoldedBatchNorm2d"
+    assert type(ours[1]).__name__ == fused
+    theirs = torch.nn.Sequential(*layers(torch.nn)).double()
+    with torch.no_grad():
+        theirs[1].weight.copy_(torch.linspace(-1.5, 2.0, 4, dtype=torch.float64))  # a negative scale
+        theirs[1].running_mean.copy_(torch.linspace(-0.2, 0.3, 4, dtype=torch.float64))
+        theirs[1].running_var.copy_(torch.linspace(0.5, 2.0, 4, dtype=torch.float64))
+    ours.load_state_dict({k: v.detach().numpy().copy() for k, v in theirs.state_dict().items()})
+    ours.train(training), theirs.train(training)
+    x_np = np.random.default_rng(0).standard_normal((5, 3, 9, 8))
+    x = mt.Tensor(x_np, dtype=mt.float64, requires_grad=True)
+    y = ours(x)
+    if backend == "numba":  # Flatten <- ReLU <- the fused node
+        assert type(y._ctx.parents[0]._ctx.parents[0]._ctx).__name__ == "BatchNormMaxPool2d"
+    proj = np.random.default_rng(1).standard_normal(y.shape)
+    (y * mt.Tensor(proj, dtype=mt.float64)).sum().backward()
+    tx = torch.from_numpy(x_np).requires_grad_(True)
+    ty = theirs(tx)
+    (ty * torch.from_numpy(proj)).sum().backward()
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-6, atol=1e-10)
+    for (name, p), tp in zip(ours.named_parameters(), theirs.parameters()):
+        np.testing.assert_allclose(p.grad.data, tp.grad.numpy(), rtol=1e-6, atol=1e-10,
+                                   err_msg=name)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        np.testing.assert_allclose(np.asarray(ours.state_dict()["1." + name].data),
+                                   theirs.state_dict()["1." + name].numpy(), rtol=1e-6)

@@ -198,7 +198,18 @@ def _bn_layers(nn, dtype=None):
             nn.Flatten(), nn.Linear(64, 5), nn.BatchNorm1d(5)]
 
 
-def test_fuse_folds_batch_norm_under_eval_and_keeps_every_name():
+@pytest.fixture
+def numpy_kernels():
+    """The NumPy code only: with numba a BatchNorm2d before a MaxPool2d fuses with
+    the pooling instead of folding into the convolution (tests/test_kernels.py)."""
+    from micrograd import kernels
+
+    kernels.use("numpy")
+    yield
+    kernels.use("numba")
+
+
+def test_fuse_folds_batch_norm_under_eval_and_keeps_every_name(numpy_kernels):
     plain = mn.Sequential(_bn_layers(mn)).to(mt.float64)
     fused = mn.Sequential(_bn_layers(mn)).to(mt.float64)
     fused.load_state_dict(plain.state_dict())

@@ -30,7 +30,7 @@ from .autograd import Function
 _BLOCK_BYTES = 256 << 10
 
 
-def _channels_last_matrix(x):
+def channels_last_matrix(x):
     """The (M, C) matrix behind x (N, C, ...) when channels are innermost in memory
     (free: a view), else None."""
     if x.ndim == 2:
@@ -55,6 +55,40 @@ def _blocks(rows, width, itemsize):
     return [slice(start, min(start + step, rows)) for start in range(0, rows, step)]
 
 
+def _normalisation(x, matrix, weight, bias, running_mean, running_var, training, momentum,
+                   eps):
+    """(mean, 1/std, scale, shift) per channel, in x's dtype, with y = x * scale + shift;
+    in training the batch's statistics, the running ones updated in place."""
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm expects input (N, C, ...), got shape {x.shape}")
+    if training:
+        count = x.size // x.shape[1]
+        if count <= 1:
+            raise ValueError("Expected more than 1 value per channel when training, "
+                             f"got input size {x.shape}")
+        if matrix is not None:
+            mean, var = BatchNorm._matrix_moments(matrix)
+        else:
+            axes = (0,) + tuple(range(2, x.ndim))
+            mean, var = x.mean(axis=axes), x.var(axis=axes)
+        if running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+        if running_var is not None:
+            running_var *= 1 - momentum
+            running_var += momentum * var * (count / (count - 1))
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm in evaluation mode needs running_mean and running_var")
+        mean, var = running_mean, running_var
+    dtype = x.dtype
+    invstd = (1.0 / np.sqrt(var + eps)).astype(dtype, copy=False)
+    mean = mean.astype(dtype, copy=False)
+    scale = (invstd * weight).astype(dtype, copy=False)
+    shift = (bias - mean * scale).astype(dtype, copy=False)
+    return mean, invstd, scale, shift
+
+
 class BatchNorm(Function):
     """y = (x - mean) / sqrt(var + eps) * weight + bias, per channel (axis 1).
 
@@ -68,37 +102,12 @@ class BatchNorm(Function):
 
     def forward(self, x, weight, bias, running_mean=None, running_var=None,
                 training=False, momentum=0.1, eps=1e-5):
-        if x.ndim < 2:
-            raise ValueError(f"batch_norm expects input (N, C, ...), got shape {x.shape}")
-        matrix = _channels_last_matrix(x)
-        axes = (0,) + tuple(range(2, x.ndim))
-        if training:
-            count = x.size // x.shape[1]
-            if count <= 1:
-                raise ValueError("Expected more than 1 value per channel when training, "
-                                 f"got input size {x.shape}")
-            if matrix is not None:
-                mean, var = self._matrix_moments(matrix)
-            else:
-                mean, var = x.mean(axis=axes), x.var(axis=axes)
-            if running_mean is not None:
-                running_mean *= 1 - momentum
-                running_mean += momentum * mean
-            if running_var is not None:
-                running_var *= 1 - momentum
-                running_var += momentum * var * (count / (count - 1))
-        else:
-            if running_mean is None or running_var is None:
-                raise ValueError("batch_norm in evaluation mode needs running_mean and running_var")
-            mean, var = running_mean, running_var
-        dtype = x.dtype
-        invstd = (1.0 / np.sqrt(var + eps)).astype(dtype, copy=False)
-        mean = mean.astype(dtype, copy=False)
-        scale = (invstd * weight).astype(dtype, copy=False)
-        shift = (bias - mean * scale).astype(dtype, copy=False)
+        matrix = channels_last_matrix(x)
+        mean, invstd, scale, shift = _normalisation(x, matrix, weight, bias, running_mean,
+                                                    running_var, training, momentum, eps)
         if True in self.needs_input_grad:
             self.x, self.mean, self.invstd, self.weight = x, mean, invstd, weight
-            self.training, self.axes = training, axes
+            self.training, self.axes = training, (0,) + tuple(range(2, x.ndim))
         if matrix is None:
             shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
             return x * scale.reshape(shape) + shift.reshape(shape)
@@ -128,8 +137,8 @@ class BatchNorm(Function):
 
     def backward(self, g):
         x, mean, invstd, weight = self.x, self.mean, self.invstd, self.weight
-        matrix = _channels_last_matrix(x)
-        gmat = None if matrix is None else _channels_last_matrix(g)
+        matrix = channels_last_matrix(x)
+        gmat = None if matrix is None else channels_last_matrix(g)
         if gmat is None:
             return self._backward_direct(g)
         rows, c = matrix.shape
@@ -189,4 +198,86 @@ class BatchNorm(Function):
             gw = (g * xhat).sum(axis=axes)
         if self.needs_input_grad[2]:
             gb = g.sum(axis=axes)
+        return gx, gw, gb
+
+
+class BatchNormMaxPool2d(Function):
+    """max_pool2d(batch_norm(x)) as one node, through compiled loops
+    (micrograd/kernels): ``mn.fuse`` uses it for a BatchNorm2d followed by a
+    MaxPool2d, on a channels-last x (a convolution's output).
+
+    Apart, BatchNorm writes a normalised activation as large as x that pooling
+    reads back, and backward writes a gradient as large as x (zero but at each
+    window's winner) that BatchNorm reads twice. Here each window's cells are
+    normalised as they are read (scale > 0 or not, the maximum is taken after
+    the affine map), only the pooled output and the winning offset are
+    written; backward takes BatchNorm's two sums straight from the pooled
+    gradient and the winners' inputs, then writes the input gradient in one
+    pass. Values as the two layers apart; gradients to float rounding (the sums
+    accumulate in float64).
+
+    x (N, C, H, W) -> (N, C, OH, OW), OH as MaxPool2d's.
+    """
+
+    fresh_grads = True
+
+    def forward(self, x, weight, bias, running_mean=None, running_var=None, training=False,
+                momentum=0.1, eps=1e-5, kernel=(2, 2), stride=(2, 2), padding=(0, 0),
+                dilation=(1, 1), ceil_mode=False, loops=None):
+        from .pooling import pool_output_size
+
+        matrix = channels_last_matrix(x)
+        mean, invstd, scale, shift = _normalisation(x, matrix, weight, bias, running_mean,
+                                                    running_var, training, momentum, eps)
+        n, c, h, w = x.shape
+        geometry = (*kernel, *stride, *padding, *dilation)
+        oh = pool_output_size(h, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
+        ow = pool_output_size(w, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
+        x4 = matrix.reshape(n, h, w, c)
+        out = np.empty((n, oh, ow, c), dtype=x.dtype)
+        which = np.empty(out.shape, dtype=np.uint8 if kernel[0] * kernel[1] <= 256 else np.uint16)
+        loops.batch_norm_max_pool(x4, scale, shift, out, which, *geometry)
+        if True in self.needs_input_grad:
+            self.x4, self.which, self.loops, self.geometry = x4, which, loops, geometry
+            self.mean, self.invstd, self.weight, self.training = mean, invstd, weight, training
+        return out.transpose(0, 3, 1, 2)
+
+    def backward(self, g):
+        x4, mean, invstd = self.x4, self.mean, self.invstd
+        kh, kw, sh, sw, ph, pw, dh, dw = self.geometry
+        g4 = np.ascontiguousarray(g.transpose(0, 2, 3, 1), dtype=x4.dtype)
+        # Windows that tile the input (MaxPool2d(k)): the loops in memory order.
+        tiled = ((sh, sw, ph, pw, dh, dw) == (kh, kw, 0, 0, 1, 1)
+                 and g4.shape[1] * kh <= x4.shape[1] and g4.shape[2] * kw <= x4.shape[2])
+        if tiled:
+            sum_g, sum_gdev = self.loops.batch_norm_max_pool_sums_tiled(
+                g4, self.which, x4, mean, kh, kw)
+        else:
+            sum_g, sum_gdev = self.loops.batch_norm_max_pool_sums(
+                g4, self.which, x4, mean, kw, sh, sw, ph, pw, dh, dw)
+        dtype = x4.dtype
+        sum_g = sum_g.astype(dtype)
+        sum_gxhat = invstd * sum_gdev.astype(dtype)  # sum(g * xhat)
+        rows = x4.size // x4.shape[3]
+        a = (invstd * self.weight).astype(dtype)
+        if self.training:
+            # As BatchNorm.backward: a*g + b*(x - mean) + const per channel.
+            b = (-a * invstd * sum_gxhat / rows).astype(dtype)
+            const = (-a * sum_g / rows).astype(dtype)
+        else:
+            b = const = np.zeros_like(a)
+        gx = gw = gb = None
+        if self.needs_input_grad[0]:
+            gx4 = np.empty_like(x4)
+            if tiled:
+                self.loops.batch_norm_max_pool_input_grad_tiled(g4, self.which, x4, mean, a, b,
+                                                                const, gx4, kh, kw)
+            else:
+                self.loops.batch_norm_max_pool_input_grad(g4, self.which, x4, mean, a, b, const,
+                                                          gx4, kw, sh, sw, ph, pw, dh, dw)
+            gx = gx4.transpose(0, 3, 1, 2)
+        if self.needs_input_grad[1]:
+            gw = sum_gxhat.astype(self.weight.dtype, copy=False)
+        if self.needs_input_grad[2]:
+            gb = sum_g.astype(self.weight.dtype, copy=False)
         return gx, gw, gb

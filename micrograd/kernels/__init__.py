@@ -36,6 +36,18 @@ def loops():
     return _loops or None
 
 
+def available() -> bool:
+    """Whether the loops would load (numba installed, not turned off), without
+    importing numba."""
+    if _loops is not None:
+        return bool(_loops)
+    if os.environ.get("MICROGRAD_KERNELS", "numba").strip().lower() == "numpy":
+        return False
+    import importlib.util
+
+    return importlib.util.find_spec("numba") is not None
+
+
 def use(backend: str) -> None:
     """Choose the loops (``"numba"``, when installed) or the NumPy code (``"numpy"``)
     for the rest of this process; tests and benchmarks compare the two."""

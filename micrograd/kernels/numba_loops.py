@@ -227,3 +227,130 @@ def sigmoid_backward(g, out, gx):
                 for k in range(c):
                     o = out[s, k, y, x]
                     gx[s, k, y, x] = g[s, k, y, x] * ((one - o) * o)
+
+
+@_jit
+def batch_norm_max_pool(x, scale, shift, out, which, kh, kw, sh, sw, ph, pw, dh, dw):
+    """max_pool2d(x * scale + shift) of the channels-last ``x`` (N, H, W, C) into
+    ``out`` (N, OH, OW, C) without writing the normalised activation: each
+    window's cells are normalised as they are read. Cells in the padding (or
+    past the input under ceil_mode) never win; ``which`` records the winning
+    offset as MaxPool2d does (the first of tied maxima; NaN propagates)."""
+    n, h, w, c = x.shape
+    out_h, out_w = out.shape[1], out.shape[2]
+    lowest = -np.inf
+    for s in range(n):
+        for oh in range(out_h):
+            for ow in range(out_w):
+                for k in range(c):
+                    out[s, oh, ow, k] = lowest
+                    which[s, oh, ow, k] = 0
+                for i in range(kh):
+                    y = oh * sh - ph + i * dh
+                    if y < 0 or y >= h:
+                        continue
+                    for j in range(kw):
+                        xx = ow * sw - pw + j * dw
+                        if xx < 0 or xx >= w:
+                            continue
+                        offset = i * kw + j
+                        for k in range(c):
+                            v = x[s, y, xx, k] * scale[k] + shift[k]
+                            if v > out[s, oh, ow, k]:
+                                out[s, oh, ow, k] = v
+                                which[s, oh, ow, k] = offset
+                            elif v != v:
+                                out[s, oh, ow, k] = v
+
+
+@_jit
+def batch_norm_max_pool_sums(g, which, x, mean, kw, sh, sw, ph, pw, dh, dw):
+    """Per channel, sum(g) and sum(g * (x_winner - mean)) over the pooled cells,
+    in float64: the two sums BatchNorm's backward needs, read straight from the
+    pooled gradient (each cell's gradient goes to its window's winner only)."""
+    n, out_h, out_w, c = g.shape
+    sum_g = np.zeros(c, dtype=np.float64)
+    sum_gdev = np.zeros(c, dtype=np.float64)
+    for s in range(n):
+        for oh in range(out_h):
+            for ow in range(out_w):
+                for k in range(c):
+                    offset = which[s, oh, ow, k]
+                    y = oh * sh - ph + (offset // kw) * dh
+                    xx = ow * sw - pw + (offset % kw) * dw
+                    if y < 0 or y >= x.shape[1] or xx < 0 or xx >= x.shape[2]:
+                        continue  # no cell won (a NaN first in a padded window)
+                    gk = g[s, oh, ow, k]
+                    sum_g[k] += gk
+                    sum_gdev[k] += gk * (x[s, y, xx, k] - mean[k])
+    return sum_g, sum_gdev
+
+
+@_jit
+def batch_norm_max_pool_input_grad(g, which, x, mean, a, b, const, gx, kw, sh, sw, ph, pw,
+                                   dh, dw):
+    """gx = b * (x - mean) + const everywhere, plus a * g at each window's winner:
+    BatchNorm's input gradient for a gradient that MaxPool2d sends to winners only."""
+    n, h, w, c = x.shape
+    for s in range(n):
+        for y in range(h):
+            for xx in range(w):
+                for k in range(c):
+                    gx[s, y, xx, k] = b[k] * (x[s, y, xx, k] - mean[k]) + const[k]
+        out_h, out_w = g.shape[1], g.shape[2]
+        for oh in range(out_h):
+            for ow in range(out_w):
+                for k in range(c):
+                    offset = which[s, oh, ow, k]
+                    y = oh * sh - ph + (offset // kw) * dh
+                    xx = ow * sw - pw + (offset % kw) * dw
+                    if y < 0 or y >= h or xx < 0 or xx >= w:
+                        continue
+                    gx[s, y, xx, k] += a[k] * g[s, oh, ow, k]
+
+
+@_jit
+def batch_norm_max_pool_sums_tiled(g, which, x, mean, kh, kw):
+    """``batch_norm_max_pool_sums`` for windows that tile the input (stride =
+    kernel, no padding, dilation or ceil_mode), in memory order: each input cell
+    visited once, its window's gradient taken if it won, so the loop vectorises
+    over the channels."""
+    n, h, w, c = x.shape
+    out_h, out_w = g.shape[1], g.shape[2]
+    sum_g = np.zeros(c, dtype=np.float64)
+    sum_gdev = np.zeros(c, dtype=np.float64)
+    zero = x.dtype.type(0)
+    for s in range(n):
+        for oh in range(out_h):
+            for ow in range(out_w):
+                for k in range(c):
+                    sum_g[k] += g[s, oh, ow, k]
+    for s in range(n):
+        for y in range(out_h * kh):
+            oh, i = y // kh, y % kh
+            for xx in range(out_w * kw):
+                ow, offset = xx // kw, i * kw + xx % kw
+                for k in range(c):
+                    gk = g[s, oh, ow, k] if which[s, oh, ow, k] == offset else zero
+                    sum_gdev[k] += gk * (x[s, y, xx, k] - mean[k])
+    return sum_g, sum_gdev
+
+
+@_jit
+def batch_norm_max_pool_input_grad_tiled(g, which, x, mean, a, b, const, gx, kh, kw):
+    """gx = a * g at the winners + b * (x - mean) + const, for tiling windows, in one
+    pass over x in memory order (cells no window covers get no g term)."""
+    n, h, w, c = x.shape
+    out_h, out_w = g.shape[1], g.shape[2]
+    zero = x.dtype.type(0)
+    for s in range(n):
+        for y in range(h):
+            oh, i = y // kh, y % kh
+            for xx in range(w):
+                ow, offset = xx // kw, i * kw + xx % kw
+                covered = oh < out_h and ow < out_w
+                for k in range(c):
+                    v = b[k] * (x[s, y, xx, k] - mean[k]) + const[k]
+                    if covered and which[s, oh, ow, k] == offset:
+                        v += a[k] * g[s, oh, ow, k]
+                    gx[s, y, xx, k] = v

@@ -64,6 +64,11 @@ class _BatchNorm(Module):
 
     def forward(self, input):
         x = F._tensor(input)
+        return F.batch_norm(x, *self._normalisation_args(x))
+
+    def _normalisation_args(self, x):
+        """Check x and count the batch; F.batch_norm's arguments after x: (running_mean,
+        running_var, weight, bias, training, momentum, eps) as this layer normalises."""
         if x.ndim not in self._expected_dims:
             dims = " or ".join(f"{d}D" for d in self._expected_dims)
             raise ValueError(f"expected {dims} input (got {x.ndim}D input)")
@@ -80,12 +85,8 @@ class _BatchNorm(Module):
         # batch statistics are used in evaluation too (PyTorch does the same).
         use_batch_stats = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats
-        return F.batch_norm(
-            x,
-            self.running_mean if track else None,
-            self.running_var if track else None,
-            self.weight, self.bias, use_batch_stats, momentum, self.eps,
-        )
+        return (self.running_mean if track else None, self.running_var if track else None,
+                self.weight, self.bias, use_batch_stats, momentum, self.eps)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "

@@ -18,6 +18,8 @@ import warnings
 
 import numpy as np
 
+from micrograd import kernels
+from micrograd.engine import batchnorm as _batchnorm
 from micrograd.engine import conv as _conv
 from micrograd.engine import embedding as _embedding
 from micrograd.engine import functions as _functions
@@ -367,6 +369,34 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None,
         running_var=None if running_var is None else running_var.data,
         training=training, momentum=momentum, eps=eps,
     )
+
+
+def batch_norm_max_pool2d(input, running_mean, running_var, weight=None, bias=None,
+                          training=False, momentum=0.1, eps=1e-5, kernel_size=2, stride=None,
+                          padding=0, dilation=1, ceil_mode=False):
+    """max_pool2d(batch_norm(x, ...), kernel_size, ...): the same values, and gradients
+    to float rounding, in one node that never writes the normalised activation
+    (``engine/batchnorm.py``, BatchNormMaxPool2d) when the compiled loops can take
+    x (channels-last, numba installed); the two functions otherwise."""
+    x = _tensor(input)
+    kernel, stride, padding = _pool_args(kernel_size, stride, padding, dilation)
+    dilation = _pair(dilation, "dilation")
+    loops = (kernels.for_any_strides(x.data)
+             if x.ndim == 4 and _batchnorm.channels_last_matrix(x.data) is not None else None)
+    if loops is None:
+        y = batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+        return max_pool2d(y, kernel, stride, padding, dilation, ceil_mode)
+    channels = x.shape[1]
+    if weight is None:
+        weight = Tensor._wrap(np.ones(channels, dtype=x.dtype))
+    if bias is None:
+        bias = Tensor._wrap(np.zeros(channels, dtype=x.dtype))
+    return _batchnorm.BatchNormMaxPool2d.apply(
+        x, weight, bias,
+        running_mean=None if running_mean is None else running_mean.data,
+        running_var=None if running_var is None else running_var.data,
+        training=training, momentum=momentum, eps=eps, kernel=kernel, stride=stride,
+        padding=padding, dilation=dilation, ceil_mode=bool(ceil_mode), loops=loops)
 
 
 # --------------------------------------------------------------- embeddings

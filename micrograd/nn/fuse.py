@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from micrograd.engine.conv import conv_output_size
 
+from micrograd import kernels
+
 from . import functional as F
 from .activation import ReLU
 from .batchnorm import BatchNorm1d, BatchNorm2d
@@ -76,6 +78,7 @@ def fuse(model: Module) -> Module:
 
 def _fuse_sequential(seq: Sequential) -> None:
     names, modules = list(seq._modules), list(seq._modules.values())
+    _move_relus_after_max_pools(seq, names, modules)
     previous = None  # the fused convolution run ending just before position i
     i = 0
     while i < len(modules):
@@ -88,7 +91,18 @@ def _fuse_sequential(seq: Sequential) -> None:
             previous, i = fused, i + 3
             continue
         previous = None
-        if _is_layer_batch_norm(modules[i:i + 2]):
+        if _is_batch_norm_max_pool(modules[i:i + 2]):
+            bn, pool = modules[i:i + 2]
+            fused = _retype(bn, BatchNormMaxPool2d)
+            object.__setattr__(fused, "pool", pool)  # read, not registered: no new names
+            modules[i:i + 2] = fused, Identity()
+            _replace(seq, names[i:i + 2], modules[i:i + 2], bn.training)
+            i += 2
+            continue
+        if _is_layer_batch_norm(modules[i:i + 2]) and not (
+                kernels.available() and _is_batch_norm_max_pool(modules[i + 1:i + 3])):
+            # (A BatchNorm that a MaxPool2d follows is fused with the pooling
+            # instead, when the compiled loops are there: in training too.)
             layer, bn = modules[i:i + 2]
             fused_cls, folded_cls = _BATCH_NORM_FUSIONS[type(layer), type(bn)]
             folded = _retype(bn, folded_cls)
@@ -98,14 +112,6 @@ def _fuse_sequential(seq: Sequential) -> None:
             _replace(seq, names[i:i + 2], modules[i:i + 2], layer.training)
             i += 2
             continue
-        if _is_relu_max_pool(modules[i:i + 2]):
-            # max(relu(x)) = relu(max(x)), gradients included: ReLU then runs on
-            # the pooled output, a quarter of the size for 2 x 2 windows. It may
-            # now meet the next MaxPool2d (or AvgPool2d) at i + 1.
-            modules[i:i + 2] = modules[i + 1], modules[i]
-            _replace(seq, names[i:i + 2], modules[i:i + 2], modules[i].training)
-            i += 1
-            continue
         if i + 1 < len(modules) and _is_relu_avg_pool(modules[i:i + 2]):
             relu, pool = modules[i:i + 2]
             fused = ReLUAvgPool2d(pool.kernel_size, pool.stride, pool.padding)
@@ -113,6 +119,25 @@ def _fuse_sequential(seq: Sequential) -> None:
             i += 2
             continue
         i += 1
+
+
+def _move_relus_after_max_pools(seq, names, modules):
+    """max(relu(x)) = relu(max(x)), gradients included: each ReLU directly before
+    a MaxPool2d trades places with it (bubbling past consecutive ones), so ReLU
+    runs on the pooled output, a quarter of the size for 2 x 2 windows, and the
+    pooling meets whatever came before the ReLU (a BatchNorm2d to fuse with)."""
+    i = 0
+    while i + 1 < len(modules):
+        if _is_relu_max_pool(modules[i:i + 2]):
+            modules[i:i + 2] = modules[i + 1], modules[i]
+            _replace(seq, names[i:i + 2], modules[i:i + 2], modules[i].training)
+            i = max(i - 1, 0)  # the pool may now follow another ReLU
+            continue
+        i += 1
+
+
+def _is_batch_norm_max_pool(run):
+    return len(run) == 2 and type(run[0]) is BatchNorm2d and type(run[1]) is MaxPool2d
 
 
 def _retype(module, cls):
@@ -351,3 +376,23 @@ _BATCH_NORM_FUSIONS = {
     (Conv2d, BatchNorm2d): (ConvBatchNorm2d, FoldedBatchNorm2d),
     (Linear, BatchNorm1d): (LinearBatchNorm1d, FoldedBatchNorm1d),
 }
+
+
+class BatchNormMaxPool2d(BatchNorm2d):
+    r"""A ``BatchNorm2d`` and the ``MaxPool2d`` after it, computed together
+    (``F.batch_norm_max_pool2d``: with the compiled loops the normalised
+    activation is never written); ``fuse`` builds it. It holds the BatchNorm's
+    parameters and buffers under their names; the pooling layer's place holds
+    an ``Identity``.
+
+    Shape: ``(N, C, H, W)`` -> ``(N, C, H_out, W_out)``, as the MaxPool2d.
+    """
+
+    def forward(self, input):
+        x = F._tensor(input)
+        pool = self.pool
+        return F.batch_norm_max_pool2d(x, *self._normalisation_args(x), pool.kernel_size,
+                                       pool.stride, pool.padding, pool.dilation, pool.ceil_mode)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", pool=({self.pool.extra_repr()})"
