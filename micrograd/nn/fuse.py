@@ -1,16 +1,18 @@
 """Fusion as an explicit pass: ``mn.fuse(model)`` rewrites runs of layers that are
 faster computed together (``torch.ao.quantization.fuse_modules`` is the model).
 
-Four runs are rewritten, inside every ``Sequential`` of the model:
+Inside every ``Sequential`` of the model, first each ``ReLU, MaxPool2d`` becomes
+``MaxPool2d, ReLU``: the maximum commutes with the rectifier (values, the
+window's first maximum that takes the gradient, and the zero gradient of a
+window that is all non-positive), so ReLU runs on the pooled output. Then:
 
-- ``Conv2d, BatchNorm2d`` and ``Linear, BatchNorm1d`` become
+- ``BatchNorm2d, MaxPool2d`` becomes ``BatchNormMaxPool2d, Identity`` when the
+  compiled loops are there (numba, micrograd/kernels): one node that never
+  writes the normalised activation, in training and evaluation;
+- otherwise ``Conv2d, BatchNorm2d`` and ``Linear, BatchNorm1d`` become
   ``ConvBatchNorm2d, FoldedBatchNorm2d`` (``LinearBatchNorm1d, FoldedBatchNorm1d``):
   in evaluation the normalisation is folded into the layer's weights, in
   training it runs as before;
-- ``ReLU, MaxPool2d`` becomes ``MaxPool2d, ReLU``: the maximum commutes with
-  the rectifier (values, the window's first maximum that takes the gradient,
-  and the zero gradient of a window that is all non-positive), so ReLU runs on
-  the pooled output instead of the full one;
 - ``Conv2d, ReLU, AvgPool2d`` with non-overlapping, unpadded pooling windows
   becomes a ``ConvReLUAvgPool2d`` module (``F.conv_relu_avg_pool2d``: the same
   values and gradients, to float rounding);
@@ -22,9 +24,8 @@ Only these exact classes are fused: a subclass may have overridden ``forward``.
 """
 from __future__ import annotations
 
-from micrograd.engine.conv import conv_output_size
-
 from micrograd import kernels
+from micrograd.engine.conv import conv_output_size
 
 from . import functional as F
 from .activation import ReLU
