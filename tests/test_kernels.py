@@ -253,3 +253,20 @@ def test_batch_norm_then_max_pool_fused_matches_torch(pool, training, backend):
     for name in ("running_mean", "running_var", "num_batches_tracked"):
         np.testing.assert_allclose(np.asarray(ours.state_dict()["1." + name].data),
                                    theirs.state_dict()["1." + name].numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1000.0])
+def test_compiled_column_moments_match_float64_reference(offset):
+    pytest.importorskip("numba")
+    from micrograd.engine.batchnorm import BatchNorm
+
+    values = (np.random.default_rng(0).standard_normal((5000, 7)) * 2.0 + offset).astype(np.float32)
+    exact = values.astype(np.float64)
+    results = {}
+    for backend in ("numpy", "numba"):
+        kernels.use(backend)
+        results[backend] = BatchNorm._matrix_moments(values)
+    for mean, var in results.values():
+        assert mean.dtype == var.dtype == np.float32
+        np.testing.assert_allclose(mean, exact.mean(0), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(var, exact.var(0), rtol=1e-5)

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from micrograd import kernels
+
 from .autograd import Function
 
 #: Bytes of a row block processed at a time: its passes then run in a core's L2 cache.
@@ -121,7 +123,12 @@ class BatchNorm(Function):
     @staticmethod
     def _matrix_moments(matrix):
         """Per-column mean and biased variance of (M, C), the variance from the
-        deviations (two passes: no cancellation when the mean dwarfs the spread)."""
+        deviations (two passes: no cancellation when the mean dwarfs the spread);
+        with the compiled loops one pass of shifted float64 sums."""
+        loops = kernels.for_arrays(matrix)
+        if loops is not None:
+            mean, var = loops.column_moments(matrix)
+            return mean.astype(matrix.dtype), np.maximum(var, 0).astype(matrix.dtype)
         rows = len(matrix)
         ones = np.ones(rows, dtype=matrix.dtype)
         mean = (ones @ matrix) / rows

@@ -354,3 +354,23 @@ def batch_norm_max_pool_input_grad_tiled(g, which, x, mean, a, b, const, gx, kh,
                     if covered and which[s, oh, ow, k] == offset:
                         v += a[k] * g[s, oh, ow, k]
                     gx[s, y, xx, k] = v
+
+
+@_jit
+def column_moments(matrix):
+    """Per-column mean and biased variance of (M, C) in one pass, accumulated in
+    float64 about the first row (shifted sums: no cancellation when the mean
+    dwarfs the spread, as long as the first row is a typical one)."""
+    rows, c = matrix.shape
+    first = np.empty(c, dtype=np.float64)
+    total = np.zeros(c, dtype=np.float64)
+    squares = np.zeros(c, dtype=np.float64)
+    for k in range(c):
+        first[k] = matrix[0, k]
+    for r in range(rows):
+        for k in range(c):
+            d = matrix[r, k] - first[k]
+            total[k] += d
+            squares[k] += d * d
+    mean = total / rows
+    return first + mean, squares / rows - mean * mean
