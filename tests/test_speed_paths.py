@@ -315,3 +315,35 @@ def test_pointwise_convolution_is_one_gemm_with_torchs_numbers(kwargs, kind):
     for (name, p), tp in zip(ours.named_parameters(), theirs.parameters()):
         np.testing.assert_allclose(p.grad.data, tp.grad.numpy(), rtol=1e-6, atol=1e-12,
                                    err_msg=name)
+
+
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=3, padding=1), dict(kernel_size=5, stride=2),
+                                    dict(kernel_size=3, dilation=2, bias=False)])
+@pytest.mark.parametrize("grad", [True, False])
+def test_few_channel_nchw_input_is_unfolded_from_nchw_with_torchs_numbers(kwargs, grad,
+                                                                         monkeypatch):
+    from micrograd.engine import conv
+
+    monkeypatch.setattr(conv, "_COLS_CHUNK_BYTES", 4096)  # under no_grad: several pieces
+    x_np = rand(6, 3, 11, 10)
+    ours = mn.Conv2d(3, 4, **kwargs).to(mt.float64)
+    theirs = torch.nn.Conv2d(3, 4, **kwargs).double()
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    x = mt.Tensor(x_np, dtype=mt.float64, requires_grad=True)
+    assert x.data.flags.c_contiguous
+    tx = torch.from_numpy(x_np).requires_grad_(True)
+    ty = theirs(tx)
+    if not grad:
+        with mt.no_grad():
+            np.testing.assert_allclose(ours(x).data, ty.detach().numpy(), rtol=1e-6, atol=1e-12)
+        return
+    y = ours(x)
+    assert y._ctx.nchw_cols
+    proj = rand(*y.shape, seed=3)
+    (y * mt.Tensor(proj, dtype=mt.float64)).sum().backward()
+    (ty * torch.from_numpy(proj)).sum().backward()
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-6, atol=1e-12)
+    for (name, p), tp in zip(ours.named_parameters(), theirs.parameters()):
+        np.testing.assert_allclose(p.grad.data, tp.grad.numpy(), rtol=1e-6, atol=1e-12,
+                                   err_msg=name)

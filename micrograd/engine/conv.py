@@ -79,10 +79,10 @@ def _im2col(windows, bias, transposed=None):
     return cols
 
 
-def _conv_input(x, w, stride, padding, dilation=(1, 1)):
-    """Check a convolution's input x (N, C, H, W) against w (O, C, kh, kw) and
-    return its padded channels-last array, the geometry (kh, kw, sh, sw, ph, pw)
-    and the output size (OH, OW) (of the kernel dilated by (dh, dw))."""
+def _conv_geometry(x, w, stride, padding, dilation=(1, 1)):
+    """Check a convolution's input x (N, C, H, W) against w (O, C, kh, kw); the
+    geometry (kh, kw, sh, sw, ph, pw), the padded size (Hp, Wp) and the output
+    size (OH, OW) (of the kernel dilated by (dh, dw))."""
     sh, sw = _pair(stride)
     ph, pw = _pair(padding)
     dh, dw = dilation
@@ -91,11 +91,46 @@ def _conv_input(x, w, stride, padding, dilation=(1, 1)):
         raise ValueError(
             f"conv2d expects input (N, {c}, H, W) for weight {w.shape}, got {x.shape}"
         )
-    xp = _pad(_nhwc(x), ph, pw)
-    hp, wp = xp.shape[1:3]
+    hp, wp = x.shape[2] + 2 * ph, x.shape[3] + 2 * pw
     check_kernel_fits(hp, wp, dh * (kh - 1) + 1, dw * (kw - 1) + 1)
     out_size = conv_output_size(hp, kh, sh, 0, dh), conv_output_size(wp, kw, sw, 0, dw)
-    return xp, (kh, kw, sh, sw, ph, pw), out_size
+    return (kh, kw, sh, sw, ph, pw), (hp, wp), out_size
+
+
+def _conv_input(x, w, stride, padding, dilation=(1, 1)):
+    """``_conv_geometry``'s checks, and x's padded channels-last array: (that array,
+    the geometry (kh, kw, sh, sw, ph, pw), the output size (OH, OW))."""
+    geometry, _, out_size = _conv_geometry(x, w, stride, padding, dilation)
+    return _pad(_nhwc(x), *geometry[4:]), geometry, out_size
+
+
+def _nchw_im2col(x, geometry, dilation, out_size, bias, start=0, stop=None):
+    """The im2col matrix of samples start:stop of an NCHW-contiguous x (an input
+    batch), columns ordered (c, i, j) as w.reshape(O, -1), built transposed: each
+    (c, i, j) row is an (n, OH, OW) block copied with runs of OW values, where a
+    channels-last copy would move runs of kw*C (3 x 3 x 3: 9 values)."""
+    kh, kw, sh, sw, ph, pw = geometry
+    dh, dw = dilation
+    (oh, ow), x = out_size, x[start:stop]
+    n, c, h, w = x.shape
+    if ph or pw:
+        padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
+        padded[:, :, ph:ph + h, pw:pw + w] = x
+        x = padded
+    s0, s1, s2, s3 = x.strides
+    windows = np.lib.stride_tricks.as_strided(
+        x, (c, kh, kw, n, oh, ow), (s1, s2 * dh, s3 * dw, s0, s2 * sh, s3 * sw), writeable=False)
+    k = c * kh * kw
+    cols_t = np.empty((k + 1 if bias else k, n * oh * ow), dtype=x.dtype)
+    cols_t[:k].reshape(c, kh, kw, n, oh, ow)[...] = windows
+    if bias:
+        cols_t[k] = 1
+    return cols_t.T
+
+
+#: Largest input channel count for which an NCHW input (a batch of images,
+#: not a convolution's channels-last output) is unfolded straight from NCHW.
+NCHW_IM2COL_MAX_CHANNELS = 4
 
 
 def _weight_matrix(w, b):
@@ -135,16 +170,21 @@ class Conv2d(Function):
         only the window view's kernel-axis strides change, so the im2col copy
         and the GEMM are those of a dense kernel."""
         dh, dw = self.dilation = dilation
-        xp, geometry, (oh, ow) = _conv_input(x, w, stride, padding, dilation)
+        geometry, (hp, wp), (oh, ow) = _conv_geometry(x, w, stride, padding, dilation)
         kh, kw, sh, sw = geometry[:4]
-        n, o, c = len(xp), w.shape[0], w.shape[1]
+        n, o, c = len(x), w.shape[0], w.shape[1]
         if crop is not None:
             oh, ow = min(oh, crop[0]), min(ow, crop[1])
+        self.w, self.padded_shape, self.geometry = w, (n, hp, wp, c), geometry
+        self.nchw_cols = (x.flags.c_contiguous and 1 < c <= NCHW_IM2COL_MAX_CHANNELS
+                          and (kh, kw) != (1, 1))
+        if self.nchw_cols:
+            return self._forward_nchw(x, w, b, geometry, (oh, ow))
+        xp = _pad(_nhwc(x), *geometry[4:])
         s0, s1, s2, s3 = xp.strides
         windows = np.lib.stride_tricks.as_strided(
             xp, (n, oh, ow, kh, kw, c), (s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3),
             writeable=False)
-        self.w, self.padded_shape, self.geometry = w, xp.shape, geometry
         self.pointwise = (kh, kw, sh, sw) == (1, 1, 1, 1) and xp.shape[1:3] == (oh, ow)
         if self.pointwise:
             # A 1 x 1 convolution is one GEMM on the (N*H*W, C) matrix behind the
@@ -173,6 +213,28 @@ class Conv2d(Function):
                 np.matmul(cols, wmat.T, out=out[rows])
         return _nchw(out.reshape(n, oh, ow, o))
 
+    def _forward_nchw(self, x, w, b, geometry, out_size):
+        """Conv2d.forward for an NCHW-contiguous input with few channels: the im2col
+        matrix unfolded straight from NCHW (``_nchw_im2col``), columns (c, i, j)."""
+        n, o = len(x), w.shape[0]
+        oh, ow = out_size
+        self.pointwise = False
+        wmat = w.reshape(o, -1)
+        if b is not None:
+            wmat = np.concatenate([wmat, b.reshape(o, 1).astype(wmat.dtype, copy=False)], axis=1)
+        if self.needs_input_grad[1] or b is not None and self.needs_input_grad[2]:
+            self.cols = _nchw_im2col(x, geometry, self.dilation, out_size, b is not None)
+            out = self.cols @ wmat.T
+        else:
+            out = np.empty((n * oh * ow, o), dtype=np.result_type(x, wmat))
+            step = max(1, _COLS_CHUNK_BYTES // (oh * ow * wmat.shape[1] * x.itemsize))
+            for start in range(0, n, step):
+                rows = slice(start * oh * ow, min(start + step, n) * oh * ow)
+                cols = _nchw_im2col(x, geometry, self.dilation, out_size, b is not None,
+                                    start, start + step)
+                np.matmul(cols, wmat.T, out=out[rows])
+        return _nchw(out.reshape(n, oh, ow, o))
+
     def backward(self, g):
         kh, kw, sh, sw, ph, pw = self.geometry
         n, o, oh, ow = g.shape
@@ -193,7 +255,9 @@ class Conv2d(Function):
             # through OpenBLAS for either layout of cols (bench/README.md).
             gw_full = (self.cols.T @ g2).T
             k = kh * kw * c
-            if self.needs_input_grad[1]:
+            if self.needs_input_grad[1] and self.nchw_cols:
+                gw = gw_full[:, :k].reshape(o, c, kh, kw)  # columns (c, i, j)
+            elif self.needs_input_grad[1]:
                 gw = gw_full[:, :k].reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
             if has_bias and self.needs_input_grad[2]:
                 gb = gw_full[:, k]
