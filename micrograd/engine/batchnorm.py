@@ -209,9 +209,10 @@ class BatchNorm(Function):
 
 
 class BatchNormMaxPool2d(Function):
-    """max_pool2d(batch_norm(x)) as one node, through compiled loops
-    (micrograd/kernels): ``mn.fuse`` uses it for a BatchNorm2d followed by a
-    MaxPool2d, on a channels-last x (a convolution's output).
+    """max_pool2d(batch_norm(x)) (then relu, with ``relu=True``) as one node, through
+    compiled loops (micrograd/kernels): ``mn.fuse`` uses it for a BatchNorm2d
+    followed by a MaxPool2d (and a ReLU), on a channels-last x (a convolution's
+    output).
 
     Apart, BatchNorm writes a normalised activation as large as x that pooling
     reads back, and backward writes a gradient as large as x (zero but at each
@@ -230,7 +231,7 @@ class BatchNormMaxPool2d(Function):
 
     def forward(self, x, weight, bias, running_mean=None, running_var=None, training=False,
                 momentum=0.1, eps=1e-5, kernel=(2, 2), stride=(2, 2), padding=(0, 0),
-                dilation=(1, 1), ceil_mode=False, loops=None):
+                dilation=(1, 1), ceil_mode=False, relu=False, loops=None):
         from .pooling import pool_output_size
 
         matrix = channels_last_matrix(x)
@@ -243,9 +244,10 @@ class BatchNormMaxPool2d(Function):
         x4 = matrix.reshape(n, h, w, c)
         out = np.empty((n, oh, ow, c), dtype=x.dtype)
         which = np.empty(out.shape, dtype=np.uint8 if kernel[0] * kernel[1] <= 256 else np.uint16)
-        loops.batch_norm_max_pool(x4, scale, shift, out, which, *geometry)
+        loops.batch_norm_max_pool(x4, scale, shift, out, which, *geometry, relu)
         if True in self.needs_input_grad:
             self.x4, self.which, self.loops, self.geometry = x4, which, loops, geometry
+            self.out = out if relu else None
             self.mean, self.invstd, self.weight, self.training = mean, invstd, weight, training
         return out.transpose(0, 3, 1, 2)
 
@@ -253,6 +255,8 @@ class BatchNormMaxPool2d(Function):
         x4, mean, invstd = self.x4, self.mean, self.invstd
         kh, kw, sh, sw, ph, pw, dh, dw = self.geometry
         g4 = np.ascontiguousarray(g.transpose(0, 2, 3, 1), dtype=x4.dtype)
+        if self.out is not None:
+            g4 = g4 * (self.out > 0)  # the rectifier's mask, on the pooled cells
         # Windows that tile the input (MaxPool2d(k)): the loops in memory order.
         tiled = ((sh, sw, ph, pw, dh, dw) == (kh, kw, 0, 0, 1, 1)
                  and g4.shape[1] * kh <= x4.shape[1] and g4.shape[2] * kw <= x4.shape[2])

@@ -230,12 +230,13 @@ def sigmoid_backward(g, out, gx):
 
 
 @_jit
-def batch_norm_max_pool(x, scale, shift, out, which, kh, kw, sh, sw, ph, pw, dh, dw):
+def batch_norm_max_pool(x, scale, shift, out, which, kh, kw, sh, sw, ph, pw, dh, dw, relu):
     """max_pool2d(x * scale + shift) of the channels-last ``x`` (N, H, W, C) into
     ``out`` (N, OH, OW, C) without writing the normalised activation: each
     window's cells are normalised as they are read. Cells in the padding (or
     past the input under ceil_mode) never win; ``which`` records the winning
-    offset as MaxPool2d does (the first of tied maxima; NaN propagates)."""
+    offset as MaxPool2d does (the first of tied maxima; NaN propagates). With
+    ``relu`` the pooled values are rectified too (np.maximum(v, 0): NaN stays)."""
     n, h, w, c = x.shape
     out_h, out_w = out.shape[1], out.shape[2]
     lowest = -np.inf
@@ -261,6 +262,10 @@ def batch_norm_max_pool(x, scale, shift, out, which, kh, kw, sh, sw, ph, pw, dh,
                                 which[s, oh, ow, k] = offset
                             elif v != v:
                                 out[s, oh, ow, k] = v
+                if relu:
+                    for k in range(c):
+                        if out[s, oh, ow, k] < 0:
+                            out[s, oh, ow, k] = 0
 
 
 @_jit

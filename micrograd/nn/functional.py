@@ -373,8 +373,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None,
 
 def batch_norm_max_pool2d(input, running_mean, running_var, weight=None, bias=None,
                           training=False, momentum=0.1, eps=1e-5, kernel_size=2, stride=None,
-                          padding=0, dilation=1, ceil_mode=False):
-    """max_pool2d(batch_norm(x, ...), kernel_size, ...): the same values, and gradients
+                          padding=0, dilation=1, ceil_mode=False, relu=False):
+    """max_pool2d(batch_norm(x, ...), kernel_size, ...), then relu with ``relu=True``:
+    the same values, and gradients
     to float rounding, in one node that never writes the normalised activation
     (``engine/batchnorm.py``, BatchNormMaxPool2d) when the compiled loops can take
     x (channels-last, numba installed); the two functions otherwise."""
@@ -385,7 +386,8 @@ def batch_norm_max_pool2d(input, running_mean, running_var, weight=None, bias=No
              if x.ndim == 4 and _batchnorm.channels_last_matrix(x.data) is not None else None)
     if loops is None:
         y = batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
-        return max_pool2d(y, kernel, stride, padding, dilation, ceil_mode)
+        y = max_pool2d(y, kernel, stride, padding, dilation, ceil_mode)
+        return y.relu() if relu else y
     channels = x.shape[1]
     if weight is None:
         weight = Tensor._wrap(np.ones(channels, dtype=x.dtype))
@@ -396,7 +398,8 @@ def batch_norm_max_pool2d(input, running_mean, running_var, weight=None, bias=No
         running_mean=None if running_mean is None else running_mean.data,
         running_var=None if running_var is None else running_var.data,
         training=training, momentum=momentum, eps=eps, kernel=kernel, stride=stride,
-        padding=padding, dilation=dilation, ceil_mode=bool(ceil_mode), loops=loops)
+        padding=padding, dilation=dilation, ceil_mode=bool(ceil_mode), relu=bool(relu),
+        loops=loops)
 
 
 # --------------------------------------------------------------- embeddings

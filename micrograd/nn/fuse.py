@@ -6,9 +6,10 @@ Inside every ``Sequential`` of the model, first each ``ReLU, MaxPool2d`` becomes
 window's first maximum that takes the gradient, and the zero gradient of a
 window that is all non-positive), so ReLU runs on the pooled output. Then:
 
-- ``BatchNorm2d, MaxPool2d`` becomes ``BatchNormMaxPool2d, Identity`` when the
-  compiled loops are there (numba, micrograd/kernels): one node that never
-  writes the normalised activation, in training and evaluation;
+- ``BatchNorm2d, MaxPool2d`` (and a ``ReLU`` after them) becomes
+  ``BatchNormMaxPool2d, Identity`` (``, Identity``) when the compiled loops are
+  there (numba, micrograd/kernels): one node that never writes the normalised
+  activation, in training and evaluation;
 - otherwise ``Conv2d, BatchNorm2d`` and ``Linear, BatchNorm1d`` become
   ``ConvBatchNorm2d, FoldedBatchNorm2d`` (``LinearBatchNorm1d, FoldedBatchNorm1d``):
   in evaluation the normalisation is folded into the layer's weights, in
@@ -96,9 +97,12 @@ def _fuse_sequential(seq: Sequential) -> None:
             bn, pool = modules[i:i + 2]
             fused = _retype(bn, BatchNormMaxPool2d)
             object.__setattr__(fused, "pool", pool)  # read, not registered: no new names
-            modules[i:i + 2] = fused, Identity()
-            _replace(seq, names[i:i + 2], modules[i:i + 2], bn.training)
-            i += 2
+            # A ReLU after the pooling (moved there above) is applied in the node too.
+            run = 3 if i + 2 < len(modules) and type(modules[i + 2]) is ReLU else 2
+            fused.relu = run == 3
+            modules[i:i + run] = [fused] + [Identity() for _ in range(run - 1)]
+            _replace(seq, names[i:i + run], modules[i:i + run], bn.training)
+            i += run
             continue
         if _is_layer_batch_norm(modules[i:i + 2]) and not (
                 kernels.available() and _is_batch_norm_max_pool(modules[i + 1:i + 3])):
@@ -380,11 +384,11 @@ _BATCH_NORM_FUSIONS = {
 
 
 class BatchNormMaxPool2d(BatchNorm2d):
-    r"""A ``BatchNorm2d`` and the ``MaxPool2d`` after it, computed together
-    (``F.batch_norm_max_pool2d``: with the compiled loops the normalised
-    activation is never written); ``fuse`` builds it. It holds the BatchNorm's
-    parameters and buffers under their names; the pooling layer's place holds
-    an ``Identity``.
+    r"""A ``BatchNorm2d`` and the ``MaxPool2d`` after it (and a ``ReLU`` when
+    ``relu``), computed together (``F.batch_norm_max_pool2d``: with the compiled
+    loops the normalised activation is never written); ``fuse`` builds it. It
+    holds the BatchNorm's parameters and buffers under their names; the
+    pooling layer's (and ReLU's) place holds an ``Identity``.
 
     Shape: ``(N, C, H, W)`` -> ``(N, C, H_out, W_out)``, as the MaxPool2d.
     """
@@ -393,7 +397,9 @@ class BatchNormMaxPool2d(BatchNorm2d):
         x = F._tensor(input)
         pool = self.pool
         return F.batch_norm_max_pool2d(x, *self._normalisation_args(x), pool.kernel_size,
-                                       pool.stride, pool.padding, pool.dilation, pool.ceil_mode)
+                                       pool.stride, pool.padding, pool.dilation, pool.ceil_mode,
+                                       self.relu)
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f", pool=({self.pool.extra_repr()})"
+        return (super().extra_repr() + f", pool=({self.pool.extra_repr()})"
+                + (", relu=True" if self.relu else ""))
