@@ -16,9 +16,13 @@ from a convolution) the node works on the (M, C) matrix behind it:
   (weight/std, bias - mean*weight/std) folded first: x is kept for backward,
   not a normalised copy, and backward is gx = a*g + b*(x - mean) + c per channel.
 
-Forward then reads x three times (mean, variance, output) and writes y once;
+Forward then reads x three times (mean, variance, output; twice with numba,
+whose one-pass statistics are in micrograd/kernels) and writes y once;
 backward reads g and x twice and writes gx once. Any other layout takes the
 direct NumPy expressions, which give the same values.
+
+``BatchNormMaxPool2d`` (with numba) goes further for a BatchNorm2d that a
+MaxPool2d follows: the normalised activation is never written at all.
 """
 from __future__ import annotations
 
