@@ -2,14 +2,16 @@
 
 An optimiser step is a handful of multiplies and adds per parameter value,
 which NumPy writes as a dozen whole-array passes (Adam: twelve); a compiled
-loop makes one. A convolution's col2im adds kh*kw strided slices whose
-contiguous runs are only C values long; a loop adds each window's block where
-it belongs. With numba installed (the ``fast`` extra) the engine and the
-optimisers use the loops in ``numba_loops.py``; without it, or with
+loop makes one. A convolution's col2im or a pooling layer goes over kh*kw
+strided slices whose contiguous runs are only C values long; a loop visits
+each window once. BatchNorm followed by MaxPool2d need never write the
+normalised activation. With numba installed (the ``fast`` extra) the engine
+and the optimisers use the loops in ``numba_loops.py``; without it, or with
 ``MICROGRAD_KERNELS=numpy``, their NumPy code, which stays the reference. The
-optimiser loops do the same float operations in the same order (no fused
-multiply-add, no reassociation), so both give the same bits; col2im sums in
-another order, equal to float rounding (tests/test_kernels.py checks both).
+optimiser, activation and ReLU + average pooling loops do the same float
+operations in the same order (no fused multiply-add, no reassociation), so
+both give the same bits; the others sum in another order, equal to float
+rounding (tests/test_kernels.py checks both).
 
 numba is imported, and each loop compiled, on first use only (compiled code is
 cached on disk), so importing micrograd and ``micrograd --help`` stay fast.

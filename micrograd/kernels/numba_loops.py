@@ -1,8 +1,14 @@
-"""Compiled loops (numba): the optimiser updates, and the convolution's col2im.
+"""Compiled loops (numba), in the order of their callers: the optimiser updates
+(optim/), the convolution's col2im (engine/conv.py), max pooling and ReLU +
+average pooling (engine/pooling.py, engine/conv.py), Tanh's and Sigmoid's
+backward (engine/functions.py), BatchNorm's statistics and BatchNorm +
+MaxPool2d (engine/batchnorm.py). Image arrays are channels-last (N, H, W, C)
+unless a loop says otherwise.
 
 Each optimiser loop mirrors, operation for operation, the NumPy code of its
-optimiser in ``micrograd/optim``, whose docstrings give the formulas; the scalars arrive in the arrays' dtype, as
-NumPy casts a Python float when it multiplies a float32 array.
+optimiser in ``micrograd/optim``, whose docstrings give the formulas; the
+scalars arrive in the arrays' dtype, as NumPy casts a Python float when it
+multiplies a float32 array.
 
 ``error_model="numpy"``: no Python-style zero-division checks, which would
 keep LLVM from vectorising the loops. No ``fastmath``: the float operations
