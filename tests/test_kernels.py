@@ -272,3 +272,22 @@ def test_compiled_column_moments_match_float64_reference(offset):
         assert mean.dtype == var.dtype == np.float32
         np.testing.assert_allclose(mean, exact.mean(0), rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(var, exact.var(0), rtol=1e-5)
+
+
+def test_a_numba_that_cannot_load_leaves_the_numpy_code(monkeypatch):
+    """numba raises RuntimeError, not ImportError, when it has nowhere to cache."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def failing(name, globals=None, locals=None, fromlist=(), level=0):
+        if name == "numba" or "numba_loops" in (fromlist or ()):
+            raise RuntimeError("cannot cache function: no locator available")
+        return real_import(name, globals, locals, fromlist, level)
+
+    monkeypatch.delitem(sys.modules, "micrograd.kernels.numba_loops", raising=False)
+    monkeypatch.setattr(builtins, "__import__", failing)
+    kernels._loops = None
+    assert kernels.loops() is None
+    monkeypatch.setattr(builtins, "__import__", real_import)
+    kernels._loops = None

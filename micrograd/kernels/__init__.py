@@ -31,7 +31,9 @@ def loops():
         if os.environ.get("MICROGRAD_KERNELS", "numba").strip().lower() != "numpy":
             try:
                 from . import numba_loops
-            except ImportError:
+            except Exception:  # noqa: BLE001
+                # No numba, or one that cannot compile or cache here (numba raises
+                # RuntimeError when no cache folder is writable): the NumPy code runs.
                 pass
             else:
                 _loops = numba_loops
