@@ -308,7 +308,6 @@ class Conv2d(Function):
         the loop adds onto the input cells they came from. One wide GEMM instead
         of kh*kw narrow ones, and no strided whole-array adds."""
         kh, kw, sh, sw = self.geometry[:4]
-        c = self.w.shape[1]
         wmat = _weight_matrix(self.w, None)  # (O, kh*kw*C), im2col's column order
         gx = np.zeros(self.padded_shape, dtype=np.result_type(g2, wmat))
         rows = oh * ow  # per sample

@@ -353,7 +353,6 @@ def batch_norm_max_pool_input_grad_tiled(g, which, x, mean, a, b, const, gx, kh,
     pass over x in memory order (cells no window covers get no g term)."""
     n, h, w, c = x.shape
     out_h, out_w = g.shape[1], g.shape[2]
-    zero = x.dtype.type(0)
     for s in range(n):
         for y in range(h):
             oh, i = y // kh, y % kh
