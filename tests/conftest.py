@@ -152,3 +152,56 @@ def write_csv(path, header, rows):
         writer.writerow(header)
         writer.writerows(rows)
     return path
+
+
+def assert_torch_parity(ours, theirs, x, *, rtol=1e-6, atol=1e-10, train=None, layout=None,
+                        load_weights=True, seed=9):
+    """micrograd against PyTorch in float64 on the same input ``x`` (a NumPy array)
+    and the same output projection: outputs, input gradients and, for modules,
+    parameter gradients and the state (buffers included) after the step.
+
+    ``ours``/``theirs`` are modules (torch's weights are loaded into ours unless
+    ``load_weights=False``; ``train`` sets both modes) or plain functions.
+    ``layout(a)`` gives the arrays micrograd gets, input and output projection
+    (the same values in another memory layout, so that its gradient arrives in
+    that layout too)."""
+    import torch
+
+    from micrograd.engine.tensor import Tensor
+    from micrograd.nn import Module
+
+    modules = isinstance(ours, Module)
+    if modules:
+        theirs.double()
+        ours.double()
+        if train is not None:
+            theirs.train(train)
+            ours.train(train)
+        if load_weights:
+            ours.load_state_dict({k: v.detach().numpy().copy()
+                                  for k, v in theirs.state_dict().items()})
+        theirs.zero_grad()
+        ours.zero_grad()
+    xt = torch.tensor(x, requires_grad=True)
+    xm = Tensor(x if layout is None else layout(x), requires_grad=True, dtype=np.float64)
+    yt, ym = theirs(xt), ours(xm)
+    assert ym.shape == tuple(yt.shape)
+    proj = np.random.default_rng(seed).standard_normal(ym.shape)
+    (yt * torch.from_numpy(proj)).sum().backward()
+    (ym * Tensor(proj if layout is None else layout(proj), dtype=np.float64)).sum().backward()
+    np.testing.assert_allclose(ym.data, yt.detach().numpy(), rtol=rtol, atol=atol,
+                               err_msg="forward")
+    np.testing.assert_allclose(xm.grad.data, xt.grad.numpy(), rtol=rtol, atol=atol,
+                               err_msg="input gradient")
+    if not modules:
+        return
+    ours_params, theirs_params = dict(ours.named_parameters()), dict(theirs.named_parameters())
+    assert list(ours_params) == list(theirs_params)
+    for name, p in theirs_params.items():
+        np.testing.assert_allclose(ours_params[name].grad.data, p.grad.numpy(), rtol=rtol,
+                                   atol=atol, err_msg=f"gradient of {name}")
+    ours_state = ours.state_dict()
+    theirs_state = {k: v.detach().numpy() for k, v in theirs.state_dict().items()}
+    assert list(ours_state) == list(theirs_state)
+    for name, value in theirs_state.items():
+        np.testing.assert_allclose(ours_state[name], value, rtol=rtol, atol=atol, err_msg=name)

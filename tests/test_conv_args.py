@@ -11,34 +11,14 @@ from micrograd.build import build_model
 from micrograd.config.loader import validate
 from micrograd.engine.tensor import Tensor
 
-from conftest import LINEAR, run, write_config
+from conftest import LINEAR, assert_torch_parity, run, write_config
 
-RTOL, ATOL = 1e-6, 1e-10
+RTOL = 1e-6
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel")
 
 
 def rand(*shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape)
-
-
-def torch_parity(mg_layer, torch_layer, x):
-    """Same weights in; outputs and the gradients of input, weight and bias out."""
-    import torch
-    torch_layer.double()
-    mg_layer.double()
-    mg_layer.load_state_dict({k: v.detach().numpy() for k, v in torch_layer.state_dict().items()})
-    xt = torch.tensor(x, requires_grad=True)
-    xm = Tensor(x, requires_grad=True, dtype=np.float64)
-    out_t, out_m = torch_layer(xt), mg_layer(xm)
-    assert out_m.shape == tuple(out_t.shape)
-    proj = rand(*out_t.shape, seed=9)
-    (out_t * torch.from_numpy(proj)).sum().backward()
-    (out_m * Tensor(proj, dtype=np.float64)).sum().backward()
-    np.testing.assert_allclose(out_m.data, out_t.detach().numpy(), rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(xm.grad.data, xt.grad.numpy(), rtol=RTOL, atol=ATOL)
-    for name, p in torch_layer.named_parameters():
-        np.testing.assert_allclose(dict(mg_layer.named_parameters())[name].grad.data,
-                                   p.grad.numpy(), rtol=RTOL, atol=ATOL, err_msg=name)
 
 
 CONV_CASES = [
@@ -60,7 +40,8 @@ CONV_CASES = [
 @pytest.mark.parametrize("kwargs", CONV_CASES, ids=str)
 def test_conv2d_matches_torch(kwargs):
     torch = pytest.importorskip("torch")
-    torch_parity(mn.Conv2d(4, 6, **kwargs), torch.nn.Conv2d(4, 6, **kwargs), rand(2, 4, 9, 8))
+    assert_torch_parity(mn.Conv2d(4, 6, **kwargs), torch.nn.Conv2d(4, 6, **kwargs),
+                        rand(2, 4, 9, 8))
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -72,8 +53,8 @@ def test_conv2d_matches_torch(kwargs):
 @pytest.mark.parametrize("multiplier", [1, 2])
 def test_depthwise_conv2d_matches_torch(kwargs, multiplier):
     torch = pytest.importorskip("torch")
-    torch_parity(mn.Conv2d(5, 5 * multiplier, groups=5, **kwargs),
-                 torch.nn.Conv2d(5, 5 * multiplier, groups=5, **kwargs), rand(3, 5, 8, 7))
+    assert_torch_parity(mn.Conv2d(5, 5 * multiplier, groups=5, **kwargs),
+                        torch.nn.Conv2d(5, 5 * multiplier, groups=5, **kwargs), rand(3, 5, 8, 7))
 
 
 def test_unbatched_input_and_the_functional_form():

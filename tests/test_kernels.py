@@ -15,6 +15,8 @@ import micrograd.nn as mn
 import micrograd.tensor as mt
 from micrograd import kernels
 
+from conftest import assert_torch_parity
+
 CASES = [
     ("Adam", {}),
     ("Adam", dict(amsgrad=True, weight_decay=0.1)),
@@ -233,28 +235,13 @@ def test_batch_norm_then_max_pool_fused_matches_torch(pool, training, backend):
         theirs[1].weight.copy_(torch.linspace(-1.5, 2.0, 4, dtype=torch.float64))  # a negative scale
         theirs[1].running_mean.copy_(torch.linspace(-0.2, 0.3, 4, dtype=torch.float64))
         theirs[1].running_var.copy_(torch.linspace(0.5, 2.0, 4, dtype=torch.float64))
-    ours.load_state_dict({k: v.detach().numpy().copy() for k, v in theirs.state_dict().items()})
-    ours.train(training), theirs.train(training)
     x_np = np.random.default_rng(0).standard_normal((5, 3, 9, 8))
-    x = mt.Tensor(x_np, dtype=mt.float64, requires_grad=True)
-    y = ours(x)
+    assert_torch_parity(ours, theirs, x_np, train=training)  # running statistics included
     if backend == "numba":  # Flatten <- the fused node, its ReLU included
+        y = ours(mt.Tensor(x_np, dtype=mt.float64, requires_grad=True))
         assert type(y._ctx.parents[0]._ctx).__name__ == "BatchNormMaxPool2d"
         assert [type(m).__name__ for m in ours][1:4] == ["BatchNormMaxPool2d", "Identity",
                                                          "Identity"]
-    proj = np.random.default_rng(1).standard_normal(y.shape)
-    (y * mt.Tensor(proj, dtype=mt.float64)).sum().backward()
-    tx = torch.from_numpy(x_np).requires_grad_(True)
-    ty = theirs(tx)
-    (ty * torch.from_numpy(proj)).sum().backward()
-    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-6, atol=1e-10)
-    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-6, atol=1e-10)
-    for (name, p), tp in zip(ours.named_parameters(), theirs.parameters()):
-        np.testing.assert_allclose(p.grad.data, tp.grad.numpy(), rtol=1e-6, atol=1e-10,
-                                   err_msg=name)
-    for name in ("running_mean", "running_var", "num_batches_tracked"):
-        np.testing.assert_allclose(np.asarray(ours.state_dict()["1." + name].data),
-                                   theirs.state_dict()["1." + name].numpy(), rtol=1e-6)
 
 
 @pytest.mark.parametrize("offset", [0.0, 1000.0])

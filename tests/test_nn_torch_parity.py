@@ -11,6 +11,8 @@ import micrograd.nn as mn
 from micrograd.engine.random import manual_seed
 from micrograd.engine.tensor import Tensor
 
+from conftest import assert_torch_parity
+
 torch = pytest.importorskip("torch")
 tnn = torch.nn
 
@@ -30,35 +32,12 @@ def to_torch(state):
 
 
 def assert_parity(mg_layer, torch_layer, x, train=True, steps=1):
-    """Load torch's weights into micrograd, run ``steps`` forwards, and compare the
-    last outputs, the gradients of input and parameters, and the final state dicts."""
-    torch_layer.double().train(train)
-    mg_layer.double().train(train)
-    mg_layer.load_state_dict(to_numpy(torch_layer.state_dict()))
+    """Load torch's weights into micrograd, then run ``steps`` steps on different
+    batches, comparing outputs, the gradients of input and parameters, and the
+    state dicts after each (conftest.assert_torch_parity)."""
     for step in range(steps):
-        xs = x * (step + 1) + step  # a different batch each step
-        xt = torch.tensor(xs, requires_grad=True)
-        xm = Tensor(xs, requires_grad=True, dtype=np.float64)
-        torch_layer.zero_grad()
-        mg_layer.zero_grad()
-        out_t, out_m = torch_layer(xt), mg_layer(xm)
-        proj = rand(*out_t.shape, seed=99)
-        (out_t * torch.from_numpy(proj)).sum().backward()
-        (out_m * Tensor(proj, dtype=np.float64)).sum().backward()
-    np.testing.assert_allclose(out_m.data, out_t.detach().numpy(), rtol=RTOL, atol=ATOL,
-                               err_msg="forward")
-    np.testing.assert_allclose(xm.grad.data, xt.grad.numpy(), rtol=RTOL, atol=ATOL,
-                               err_msg="input gradient")
-    torch_params = dict(torch_layer.named_parameters())
-    mg_params = dict(mg_layer.named_parameters())
-    assert list(mg_params) == list(torch_params)
-    for name, p in torch_params.items():
-        np.testing.assert_allclose(mg_params[name].grad.data, p.grad.numpy(), rtol=RTOL,
-                                   atol=ATOL, err_msg=f"gradient of {name}")
-    mg_state, torch_state = mg_layer.state_dict(), to_numpy(torch_layer.state_dict())
-    assert list(mg_state) == list(torch_state)
-    for name, value in torch_state.items():
-        np.testing.assert_allclose(mg_state[name], value, rtol=RTOL, atol=ATOL, err_msg=name)
+        assert_torch_parity(mg_layer, torch_layer, x * (step + 1) + step, rtol=RTOL, atol=ATOL,
+                            train=train, load_weights=step == 0, seed=99)
 
 
 @pytest.mark.parametrize("bias", [True, False])

@@ -17,6 +17,8 @@ import micrograd.nn.functional as F
 import micrograd.tensor as mt
 from micrograd.engine import batchnorm
 
+from conftest import assert_torch_parity
+
 torch = pytest.importorskip("torch")
 
 
@@ -48,31 +50,16 @@ def layout(array, kind):
 def test_batch_norm_matches_torch_in_every_layout(shape, kind, training, offset, monkeypatch):
     monkeypatch.setattr(batchnorm, "_BLOCK_BYTES", 512)  # many blocks even for small inputs
     c = shape[1]
-    x_np = rand(*shape, offset=offset)
-    g_np = rand(*shape, seed=1)
     cls = mn.BatchNorm1d if len(shape) < 4 else mn.BatchNorm2d
     tcls = torch.nn.BatchNorm1d if len(shape) < 4 else torch.nn.BatchNorm2d
-    ours, theirs = cls(c).to(mt.float64), tcls(c).double()
+    ours, theirs = cls(c), tcls(c).double()
     with torch.no_grad():
         theirs.weight.copy_(torch.from_numpy(rand(c, seed=2)))
         theirs.bias.copy_(torch.from_numpy(rand(c, seed=3)))
         theirs.running_mean.copy_(torch.from_numpy(rand(c, seed=4) + offset))
         theirs.running_var.copy_(torch.from_numpy(rand(c, seed=5) ** 2 + 0.5))
-    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
-    ours.train(training), theirs.train(training)
-
-    x = mt.Tensor(layout(x_np, kind), dtype=mt.float64, requires_grad=True)
-    tx = torch.from_numpy(x_np).requires_grad_(True)
-    y, ty = ours(x), theirs(tx)
-    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-6, atol=1e-9)
-    (y * mt.Tensor(layout(g_np, kind), dtype=mt.float64)).sum().backward()
-    (ty * torch.from_numpy(g_np)).sum().backward()
-    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-6, atol=1e-9)
-    np.testing.assert_allclose(ours.weight.grad, theirs.weight.grad.numpy(), rtol=1e-6, atol=1e-9)
-    np.testing.assert_allclose(ours.bias.grad, theirs.bias.grad.numpy(), rtol=1e-6, atol=1e-9)
-    for name in ("running_mean", "running_var"):
-        np.testing.assert_allclose(getattr(ours, name).data, getattr(theirs, name).numpy(),
-                                   rtol=1e-6)
+    assert_torch_parity(ours, theirs, rand(*shape, offset=offset), train=training, atol=1e-9,
+                        layout=lambda a: layout(a, kind))
 
 
 def test_batch_norm_keeps_the_channels_last_layout_of_a_convolution():
@@ -239,20 +226,10 @@ def test_fuse_folds_batch_norm_under_eval_and_keeps_every_name(numpy_kernels):
     # Evaluation: folded weights, PyTorch's values and gradients.
     torch_model.load_state_dict({k: torch.from_numpy(np.asarray(v.data).copy())
                                  for k, v in fused.state_dict().items()})
-    fused.eval(), torch_model.eval()
-    fused.zero_grad()
-    x = mt.Tensor(x_np, dtype=mt.float64, requires_grad=True)
-    y = fused(x)
+    fused.eval()
+    y = fused(mt.Tensor(x_np, dtype=mt.float64, requires_grad=True))
     assert type(y._ctx).__name__ == "Linear"  # folded: no BatchNorm node left
-    (y * mt.Tensor(rand(*y.shape, seed=9), dtype=mt.float64)).sum().backward()
-    tx = torch.from_numpy(x_np).requires_grad_(True)
-    ty = torch_model(tx)
-    (ty * torch.from_numpy(rand(*ty.shape, seed=9))).sum().backward()
-    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-6, atol=1e-10)
-    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-6, atol=1e-10)
-    for (name, p), tp in zip(fused.named_parameters(), torch_model.parameters()):
-        np.testing.assert_allclose(p.grad.data, tp.grad.numpy(), rtol=1e-6, atol=1e-10,
-                                   err_msg=name)
+    assert_torch_parity(fused, torch_model, x_np, train=False)
 
 
 def test_batch_norm_folding_leaves_what_it_cannot_fold_to_the_layers():
@@ -299,51 +276,21 @@ def test_flatten_sends_a_channels_last_gradient_back_channels_last():
 @pytest.mark.parametrize("kwargs", [dict(), dict(padding=1), dict(bias=False), dict(stride=2)])
 @pytest.mark.parametrize("kind", ["contiguous", "channels_last"])
 def test_pointwise_convolution_is_one_gemm_with_torchs_numbers(kwargs, kind):
-    x_np = rand(4, 3, 5, 6)
-    ours = mn.Conv2d(3, 5, 1, **kwargs).to(mt.float64)
-    theirs = torch.nn.Conv2d(3, 5, 1, **kwargs).double()
-    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
-    x = mt.Tensor(layout(x_np, kind), dtype=mt.float64, requires_grad=True)
-    y = ours(x)
-    proj = rand(*y.shape, seed=3)
-    (y * mt.Tensor(proj, dtype=mt.float64)).sum().backward()
-    tx = torch.from_numpy(x_np).requires_grad_(True)
-    ty = theirs(tx)
-    (ty * torch.from_numpy(proj)).sum().backward()
-    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-6, atol=1e-12)
-    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-6, atol=1e-12)
-    for (name, p), tp in zip(ours.named_parameters(), theirs.parameters()):
-        np.testing.assert_allclose(p.grad.data, tp.grad.numpy(), rtol=1e-6, atol=1e-12,
-                                   err_msg=name)
+    assert_torch_parity(mn.Conv2d(3, 5, 1, **kwargs), torch.nn.Conv2d(3, 5, 1, **kwargs),
+                        rand(4, 3, 5, 6), atol=1e-12, layout=lambda a: layout(a, kind))
 
 
 @pytest.mark.parametrize("kwargs", [dict(kernel_size=3, padding=1), dict(kernel_size=5, stride=2),
                                     dict(kernel_size=3, dilation=2, bias=False)])
-@pytest.mark.parametrize("grad", [True, False])
-def test_few_channel_nchw_input_is_unfolded_from_nchw_with_torchs_numbers(kwargs, grad,
-                                                                         monkeypatch):
+def test_few_channel_nchw_input_is_unfolded_from_nchw_with_torchs_numbers(kwargs, monkeypatch):
     from micrograd.engine import conv
 
-    monkeypatch.setattr(conv, "_COLS_CHUNK_BYTES", 4096)  # under no_grad: several pieces
     x_np = rand(6, 3, 11, 10)
-    ours = mn.Conv2d(3, 4, **kwargs).to(mt.float64)
-    theirs = torch.nn.Conv2d(3, 4, **kwargs).double()
-    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
-    x = mt.Tensor(x_np, dtype=mt.float64, requires_grad=True)
-    assert x.data.flags.c_contiguous
-    tx = torch.from_numpy(x_np).requires_grad_(True)
-    ty = theirs(tx)
-    if not grad:
-        with mt.no_grad():
-            np.testing.assert_allclose(ours(x).data, ty.detach().numpy(), rtol=1e-6, atol=1e-12)
-        return
-    y = ours(x)
-    assert y._ctx.nchw_cols
-    proj = rand(*y.shape, seed=3)
-    (y * mt.Tensor(proj, dtype=mt.float64)).sum().backward()
-    (ty * torch.from_numpy(proj)).sum().backward()
-    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-6, atol=1e-12)
-    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-6, atol=1e-12)
-    for (name, p), tp in zip(ours.named_parameters(), theirs.parameters()):
-        np.testing.assert_allclose(p.grad.data, tp.grad.numpy(), rtol=1e-6, atol=1e-12,
-                                   err_msg=name)
+    ours, theirs = mn.Conv2d(3, 4, **kwargs), torch.nn.Conv2d(3, 4, **kwargs)
+    assert_torch_parity(ours, theirs, x_np, atol=1e-12)
+    assert ours(mt.Tensor(x_np, dtype=mt.float64, requires_grad=True))._ctx.nchw_cols
+    monkeypatch.setattr(conv, "_COLS_CHUNK_BYTES", 4096)  # under no_grad: several pieces
+    with mt.no_grad():
+        y = ours(mt.Tensor(x_np, dtype=mt.float64))
+    np.testing.assert_allclose(y.data, theirs(torch.from_numpy(x_np)).detach().numpy(),
+                               rtol=1e-6, atol=1e-12)
