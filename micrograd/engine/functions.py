@@ -197,7 +197,7 @@ class Tanh(Function):
         if loops is not None:
             # One compiled pass over an image batch (micrograd/kernels), the same bits.
             gx = g if self.grad_is_owned else np.empty_like(self.out)
-            loops.tanh_backward(g, self.out, gx)
+            loops.activation_backward(g, self.out, gx, False)
             return (gx,)
         # g * (1 - out^2), in one scratch array (or in g when it is ours alone).
         d = np.multiply(self.out, self.out)
@@ -224,7 +224,7 @@ class Sigmoid(Function):
         if loops is not None:
             # One compiled pass over an image batch (micrograd/kernels), the same bits.
             gx = g if self.grad_is_owned else np.empty_like(self.out)
-            loops.sigmoid_backward(g, self.out, gx)
+            loops.activation_backward(g, self.out, gx, True)
             return (gx,)
         # g * s * (1 - s), in one scratch array (or in g when it is ours alone).
         s = self.out

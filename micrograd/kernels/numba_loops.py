@@ -21,22 +21,9 @@ _jit = numba.njit(cache=True, error_model="numpy", nogil=True)
 
 
 @_jit
-def adam(param, grad, exp_avg, exp_avg_sq, one_minus_beta1, beta2, sqrt_one_minus_beta2,
-         eps, step_size):
-    p, g, m, v = param.ravel(), grad.ravel(), exp_avg.ravel(), exp_avg_sq.ravel()
-    for i in range(p.size):
-        gi = g[i]
-        mi = m[i] + (gi - m[i]) * one_minus_beta1
-        m[i] = mi
-        t = gi * sqrt_one_minus_beta2
-        vi = v[i] * beta2 + t * t
-        v[i] = vi
-        p[i] -= mi / (np.sqrt(vi) + eps) * step_size
-
-
-@_jit
-def adam_amsgrad(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, one_minus_beta1, beta2,
-                 sqrt_one_minus_beta2, eps, step_size):
+def adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, amsgrad, one_minus_beta1, beta2,
+         sqrt_one_minus_beta2, eps, step_size):
+    """``max_exp_avg_sq`` is read and kept only with ``amsgrad``."""
     p, g, m, v = param.ravel(), grad.ravel(), exp_avg.ravel(), exp_avg_sq.ravel()
     vmax = max_exp_avg_sq.ravel()
     for i in range(p.size):
@@ -46,9 +33,10 @@ def adam_amsgrad(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, one_minus_bet
         t = gi * sqrt_one_minus_beta2
         vi = v[i] * beta2 + t * t
         v[i] = vi
-        wi = max(vmax[i], vi)
-        vmax[i] = wi
-        p[i] -= mi / (np.sqrt(wi) + eps) * step_size
+        if amsgrad:
+            vi = max(vmax[i], vi)
+            vmax[i] = vi
+        p[i] -= mi / (np.sqrt(vi) + eps) * step_size
 
 
 @_jit
@@ -209,9 +197,10 @@ def relu_avg_pool_backward(g, xp, gx, kh, kw, sh, sw, scale):
 
 
 @_jit
-def tanh_backward(g, out, gx):
-    """gx = g * (1 - out * out) over 4-D arrays of any strides (a convolution's
-    cropped gradient included), visited in ``out``'s channels-last order."""
+def activation_backward(g, out, gx, sigmoid):
+    """gx = g * (1 - out * out) (tanh), or g * (out * (1 - out)) with ``sigmoid``,
+    over 4-D arrays of any strides (a convolution's cropped gradient included),
+    visited in ``out``'s channels-last order."""
     one = out.dtype.type(1)
     n, c, h, w = out.shape
     for s in range(n):
@@ -219,20 +208,8 @@ def tanh_backward(g, out, gx):
             for x in range(w):
                 for k in range(c):
                     o = out[s, k, y, x]
-                    gx[s, k, y, x] = g[s, k, y, x] * (one - o * o)
-
-
-@_jit
-def sigmoid_backward(g, out, gx):
-    """gx = g * (out * (1 - out)), as ``tanh_backward``."""
-    one = out.dtype.type(1)
-    n, c, h, w = out.shape
-    for s in range(n):
-        for y in range(h):
-            for x in range(w):
-                for k in range(c):
-                    o = out[s, k, y, x]
-                    gx[s, k, y, x] = g[s, k, y, x] * ((one - o) * o)
+                    d = (one - o) * o if sigmoid else one - o * o
+                    gx[s, k, y, x] = g[s, k, y, x] * d
 
 
 @_jit

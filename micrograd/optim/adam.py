@@ -88,10 +88,8 @@ class Adam(Optimizer):
             c, cast = coefficients, param.dtype.type
             scalars = (cast(c.one_minus_beta1), cast(c.beta2), cast(c.sqrt_one_minus_beta2),
                        cast(c.eps), cast(c.step_size))
-            if group["amsgrad"]:
-                loops.adam_amsgrad(*arrays, *scalars)
-            else:
-                loops.adam(*arrays, *scalars)
+            amsgrad = group["amsgrad"]
+            loops.adam(*arrays[:4], arrays[4] if amsgrad else param, amsgrad, *scalars)
         elif all(a.flags.c_contiguous for a in arrays) and param.size > _CHUNK:
             # A chunk at a time: the 12 passes then run on data that stays in
             # the core's cache, instead of fetching six parameter-sized arrays
