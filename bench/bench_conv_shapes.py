@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train import environment  # noqa: E402
+from bench_train import environment, torch_available  # noqa: E402
 
 BASE = dict(batch=64, cin=16, cout=32, size=16, kernel=3, stride=1, padding=1)
 SWEEPS = {
@@ -111,14 +111,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--no-torch", action="store_true")
     args = parser.parse_args(argv)
-    has_torch = False
-    if not args.no_torch:
-        try:
-            import torch  # noqa: F401
-
-            has_torch = True
-        except ImportError:
-            print("torch is not installed: micrograd alone", file=sys.stderr)
+    has_torch = torch_available(args.no_torch)
     print(json.dumps(environment(has_torch)), flush=True)
     for axis, values in SWEEPS.items():
         previous = previous_ratio = None

@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train import environment, peak_rss_kib, settle  # noqa: E402
+from bench_train import environment, peak_rss_kib, settle, torch_available  # noqa: E402
 
 POOL = 4  # distinct batches cycled through (the data's size does not matter here)
 
@@ -330,14 +330,7 @@ def main(argv=None):
         for net in nets:
             profile(net, args.steps)
         return None
-    has_torch = False
-    if not args.no_torch:
-        try:
-            import torch  # noqa: F401
-
-            has_torch = True
-        except ImportError:
-            print("torch is not installed: micrograd alone", file=sys.stderr)
+    has_torch = torch_available(args.no_torch)
     impls = ["micrograd", "torch"] if has_torch else ["micrograd"]
     print(json.dumps(environment(has_torch)), flush=True)
     ratios = []

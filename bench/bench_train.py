@@ -273,6 +273,18 @@ def peak_rss_kib():
 # ------------------------------------------------------------------- main
 
 
+def torch_available(no_torch=False):
+    """Whether to compare with PyTorch: installed and not turned off (``--no-torch``)."""
+    if no_torch:
+        return False
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("torch is not installed: micrograd alone", file=sys.stderr)
+        return False
+    return True
+
+
 def environment(has_torch):
     env = {"env": platform.python_implementation() + " " + platform.python_version(),
            "numpy": np.__version__, "cores": os.cpu_count(), "cpu": _cpu_model()}
@@ -326,14 +338,7 @@ def main(argv=None):
     if args.child:
         return child(args.net, args.child, args.data)
 
-    has_torch = False
-    if not args.no_torch:
-        try:
-            import torch  # noqa: F401
-
-            has_torch = True
-        except ImportError:
-            print("torch is not installed: micrograd alone", file=sys.stderr)
+    has_torch = torch_available(args.no_torch)
     impls = ["micrograd", "torch"] if has_torch else ["micrograd"]
     images, labels = load_data(args.data)
     print(json.dumps(environment(has_torch)), flush=True)
