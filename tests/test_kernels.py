@@ -37,8 +37,10 @@ def restore_backend(monkeypatch):
     kernels.use("numba")
 
 
-def train(backend, name, options, dtype, steps=4):
+def train(backend, name, options, dtype, steps=4, load=False):
     kernels.use(backend)
+    if load:
+        kernels.loops()
     mt.manual_seed(0)
     model = mn.Sequential(mn.Linear(20, 30), mn.ReLU(), mn.Linear(30, 3)).to(dtype)
     optimizer = getattr(mt, name)(model.parameters(), **options)
@@ -189,21 +191,108 @@ def test_compiled_relu_avg_pool_matches_the_numpy_passes(kwargs, dtype):
 
 @pytest.mark.parametrize("name", ["Tanh", "Sigmoid"])
 @pytest.mark.parametrize("dtype", [mt.float32, mt.float64])
-def test_compiled_activation_backward_gives_the_numpy_bits(name, dtype):
-    """Behind padded pooling the gradient is a cropped (strided) view."""
+@pytest.mark.parametrize("layers, shape", [
+    # Behind padded pooling the gradient is a cropped (strided) view. (The
+    # input's gradient then comes through col2im, whose loop sums in another
+    # order: not compared.)
+    (lambda act: [mn.Conv2d(2, 3, 3, padding=1), act, mn.MaxPool2d(2, padding=1)], (3, 2, 6, 5)),
+    (lambda act: [act, mn.Conv2d(2, 3, 1)], (3, 2, 6, 5)),  # an NCHW input batch
+    (lambda act: [mn.Linear(5, 4), act], (3, 5)),           # a matrix
+], ids=["cropped", "nchw", "matrix"])
+def test_compiled_activation_backward_gives_the_numpy_bits(name, dtype, layers, shape):
     pytest.importorskip("numba")
     results = []
     for backend in ("numpy", "numba"):
         kernels.use(backend)
         mt.manual_seed(0)
-        model = mn.Sequential(mn.Conv2d(2, 3, 3, padding=1), getattr(mn, name)(),
-                              mn.MaxPool2d(2, padding=1)).to(dtype)
-        x = mt.Tensor(np.random.default_rng(0).standard_normal((3, 2, 6, 5)), dtype=dtype)
+        model = mn.Sequential(*layers(getattr(mn, name)())).to(dtype)
+        x = mt.Tensor(np.random.default_rng(0).standard_normal(shape), dtype=dtype,
+                      requires_grad=True)
         y = model(x)
         (y * mt.Tensor(np.random.default_rng(1).standard_normal(y.shape), dtype=dtype)).sum().backward()
-        results.append([y.data] + [p.grad.data for p in model.parameters()])
+        results.append([y.data] + [p.grad.data for p in model.parameters()]
+                       + ([x.grad.data] if len(shape) == 2 or name_of(model[1]) == "Conv2d" else []))
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
+
+
+def name_of(module):
+    return type(module).__name__
+
+
+def test_merged_views_give_loops_the_longest_inner_axis():
+    nhwc = np.zeros((2, 5, 4, 3), np.float32)
+    batch = nhwc.transpose(0, 3, 1, 2)  # NCHW view of a channels-last array
+    (view,) = kernels.merged(batch)
+    assert view.shape == (1, 1, 1, 120) and np.shares_memory(view, nhwc)
+    cropped = np.zeros((2, 7, 6, 3), np.float32)[:, 1:-1, 1:-1].transpose(0, 3, 1, 2)
+    a, b = kernels.merged(batch, cropped)  # visited in the first one's memory order
+    assert a.shape == b.shape == (1, 2, 5, 12)
+    a[...] = 1
+    assert nhwc.all()
+    (m,) = kernels.merged(np.zeros((3, 4)).T)
+    assert m.shape == (1, 1, 1, 12)
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_batch_norm_matrix_loops_match_torch(dims, training, backend, monkeypatch):
+    """BatchNorm on the (M, C) matrix: BatchNorm1d's input, or a convolution's
+    channels-last output; with numba its forward and backward are compiled passes."""
+    torch = pytest.importorskip("torch")
+    if backend == "numba":
+        pytest.importorskip("numba")
+    kernels.use(backend)
+    called = set()
+    if backend == "numba":
+        for name in ("scale_shift", "batch_norm_sums", "batch_norm_input_grad"):
+            loop = getattr(kernels.loops(), name)
+            monkeypatch.setattr(kernels.loops(), name,
+                                lambda *a, _n=name, _f=loop: called.add(_n) or _f(*a))
+
+    def layers(nn):
+        if dims == 1:
+            return [nn.Linear(6, 5), nn.BatchNorm1d(5), nn.Tanh()]
+        # The 1 x 1 convolution sends its input gradient back channels-last.
+        return [nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Tanh(), nn.Conv2d(4, 2, 1)]
+    theirs = torch.nn.Sequential(*layers(torch.nn)).double()
+    with torch.no_grad():
+        theirs[1].weight.copy_(torch.linspace(-1.5, 2.0, theirs[1].num_features))
+        theirs[1].running_mean.copy_(torch.linspace(-0.2, 0.3, theirs[1].num_features))
+    shape = (7, 6) if dims == 1 else (5, 3, 7, 6)
+    x = np.random.default_rng(0).standard_normal(shape) + 3.0
+    assert_torch_parity(mn.Sequential(*layers(mn)).to(mt.float64), theirs, x, train=training)
+    if backend == "numba":
+        assert called == {"scale_shift", "batch_norm_sums", "batch_norm_input_grad"}
+
+
+def test_optimisers_take_the_loops_for_small_parameters_once_numba_is_loaded(monkeypatch):
+    """The optimiser loops give the NumPy bits, so once numba is loaded they take
+    parameters below MIN_BYTES too; other loops keep the threshold."""
+    pytest.importorskip("numba")
+    monkeypatch.setattr(kernels, "MIN_BYTES", 1 << 30)
+    small = np.zeros(10, np.float32)
+    kernels.use("numba")
+    assert kernels.for_arrays(small, same_bits=True) is None  # numba not loaded yet
+    assert kernels.loops() is not None
+    assert kernels.for_arrays(small, same_bits=True) is kernels.loops()
+    assert kernels.for_arrays(small) is None
+    assert kernels.for_arrays(small, small.astype(np.float64), same_bits=True) is None
+    for name, options in CASES:
+        reference = train("numpy", name, options, mt.float32)
+        kernels.use("numba")
+        kernels.loops()
+        called = []
+        adam = kernels.loops().adam
+        monkeypatch.setattr(kernels.loops(), "adam", lambda *a: called.append(1) or adam(*a))
+        compiled = train("numba", name, options, mt.float32, load=True)
+        monkeypatch.undo()
+        monkeypatch.setattr(kernels, "MIN_BYTES", 1 << 30)
+        if name == "Adam":
+            assert called
+        for a, b in zip(reference, compiled):
+            np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("pool", [

@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from micrograd import kernels
+from micrograd.kernels.gemm import matmul
 
 from .autograd import Function
 
@@ -118,6 +119,10 @@ class BatchNorm(Function):
             shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
             return x * scale.reshape(shape) + shift.reshape(shape)
         out = np.empty_like(matrix)
+        loops = kernels.for_arrays(matrix)
+        if loops is not None:
+            loops.scale_shift(matrix, scale, shift, out)
+            return _as_input_layout(out, x)
         for rows in _blocks(len(matrix), matrix.shape[1], matrix.itemsize):
             block = out[rows]
             np.multiply(matrix[rows], scale, out=block)
@@ -135,7 +140,7 @@ class BatchNorm(Function):
             return mean.astype(matrix.dtype), np.maximum(var, 0).astype(matrix.dtype)
         rows = len(matrix)
         ones = np.ones(rows, dtype=matrix.dtype)
-        mean = (ones @ matrix) / rows
+        mean = matmul(ones, matrix) / rows
         squares = np.zeros(matrix.shape[1], dtype=matrix.dtype)
         blocks = _blocks(rows, matrix.shape[1], matrix.itemsize)
         scratch = np.empty((blocks[0].stop - blocks[0].start, matrix.shape[1]), dtype=matrix.dtype)
@@ -143,7 +148,7 @@ class BatchNorm(Function):
             dev = scratch[:block.stop - block.start]
             np.subtract(matrix[block], mean, out=dev)
             np.multiply(dev, dev, out=dev)
-            squares += ones[:len(dev)] @ dev
+            squares += matmul(ones[:len(dev)], dev)
         return mean, squares / rows
 
     def backward(self, g):
@@ -153,44 +158,59 @@ class BatchNorm(Function):
         if gmat is None:
             return self._backward_direct(g)
         rows, c = matrix.shape
-        ones = np.ones(rows, dtype=g.dtype)
-        # sum(g) and sum(g * (x - mean)) per channel, one block at a time (the
-        # deviation taken first, as PyTorch: x * g - mean * g would cancel).
-        sum_g = np.zeros(c, dtype=g.dtype)
-        sum_gdev = np.zeros(c, dtype=g.dtype)
+        # With the compiled loops: one pass for both sums, one for gx.
+        loops = kernels.for_arrays(matrix, gmat)
         blocks = _blocks(rows, c, matrix.itemsize)
         scratch = np.empty((blocks[0].stop - blocks[0].start, c), dtype=g.dtype)
-        for block in blocks:
-            g_block, part = gmat[block], scratch[:block.stop - block.start]
-            sum_g += ones[:len(part)] @ g_block
-            np.subtract(matrix[block], mean, out=part)
-            part *= g_block
-            sum_gdev += ones[:len(part)] @ part
+        if loops is not None:
+            sum_g, sum_gdev = (v.astype(g.dtype) for v in loops.batch_norm_sums(matrix, gmat, mean))
+        else:
+            sum_g, sum_gdev = self._matrix_sums(matrix, gmat, mean, blocks, scratch)
         sum_gxhat = invstd * sum_gdev  # sum(g * xhat)
         gx = gw = gb = None
         if self.needs_input_grad[0]:
+            # gx = a*g + b*(x - mean) + const per channel. In training the batch
+            # mean and variance depend on x: gx = a * (g - mean(g) - xhat *
+            # mean(g * xhat)); otherwise b and const are zero.
             a = invstd * weight
-            if self.training:
-                # The batch mean and variance depend on x: gx = a * (g - mean(g)
-                # - xhat * mean(g * xhat)), as a*g + b*(x - mean) + c per channel.
-                b = -a * invstd * sum_gxhat / rows
-                const = -a * sum_g / rows
+            b = -a * invstd * sum_gxhat / rows if self.training else np.zeros_like(a)
+            const = -a * sum_g / rows if self.training else np.zeros_like(a)
+            a, b, const = (v.astype(g.dtype, copy=False) for v in (a, b, const))
             out = np.empty_like(gmat)
-            for block in blocks:
-                dst = out[block]
-                np.multiply(gmat[block], a, out=dst)
-                if self.training:
-                    part = scratch[:block.stop - block.start]
-                    np.subtract(matrix[block], mean, out=part)
-                    part *= b
-                    dst += part
-                    dst += const
+            if loops is not None:
+                loops.batch_norm_input_grad(matrix, gmat, mean, a, b, const, self.training, out)
+            else:
+                for block in blocks:
+                    dst = out[block]
+                    np.multiply(gmat[block], a, out=dst)
+                    if self.training:
+                        part = scratch[:block.stop - block.start]
+                        np.subtract(matrix[block], mean, out=part)
+                        part *= b
+                        dst += part
+                        dst += const
             gx = _as_input_layout(out, x)
         if self.needs_input_grad[1]:
             gw = sum_gxhat.astype(weight.dtype, copy=False)
         if self.needs_input_grad[2]:
             gb = sum_g.astype(weight.dtype, copy=False)
         return gx, gw, gb
+
+    @staticmethod
+    def _matrix_sums(matrix, gmat, mean, blocks, scratch):
+        """sum(g) and sum(g * (x - mean)) per column of (M, C), one block at a
+        time (the deviation taken first, as PyTorch: x * g - mean * g would
+        cancel)."""
+        ones = np.ones(len(matrix), dtype=gmat.dtype)
+        sum_g = np.zeros(matrix.shape[1], dtype=gmat.dtype)
+        sum_gdev = np.zeros(matrix.shape[1], dtype=gmat.dtype)
+        for block in blocks:
+            g_block, part = gmat[block], scratch[:block.stop - block.start]
+            sum_g += matmul(ones[:len(part)], g_block)
+            np.subtract(matrix[block], mean, out=part)
+            part *= g_block
+            sum_gdev += matmul(ones[:len(part)], part)
+        return sum_g, sum_gdev
 
     def _backward_direct(self, g):
         """Any layout: the same formulas as NumPy expressions over the reduced axes."""

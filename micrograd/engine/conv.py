@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from micrograd import kernels
+from micrograd.kernels.gemm import matmul
 
 from .autograd import Function
 # Pooling primitives and window helpers are re-exported for code that imported
@@ -190,7 +191,7 @@ class Conv2d(Function):
             # A 1 x 1 convolution is one GEMM on the (N*H*W, C) matrix behind the
             # channels-last input: no window copy, the bias added in place.
             self.cols = xp.reshape(-1, c)
-            out = self.cols @ w.reshape(o, c).T
+            out = matmul(self.cols, w.reshape(o, c).T)
             if b is not None:
                 _add_bias(out, b)
             return _nchw(out.reshape(n, oh, ow, o))
@@ -200,7 +201,7 @@ class Conv2d(Function):
         if self.needs_input_grad[1] or b is not None and self.needs_input_grad[2]:
             # Kept for the weight gradient.
             self.cols = _im2col(windows, b is not None)
-            out = self.cols @ wmat.T
+            out = matmul(self.cols, wmat.T)
         else:
             # Nothing to keep (evaluation, frozen weights): build the matrix a
             # batch-piece at a time, so that its memory does not grow with the
@@ -210,7 +211,7 @@ class Conv2d(Function):
             for start in range(0, n, step):
                 rows = slice(start * oh * ow, min(start + step, n) * oh * ow)
                 cols = _im2col(windows[start:start + step], b is not None)
-                np.matmul(cols, wmat.T, out=out[rows])
+                matmul(cols, wmat.T, out=out[rows])
         return _nchw(out.reshape(n, oh, ow, o))
 
     def _forward_nchw(self, x, w, b, geometry, out_size):
@@ -224,7 +225,7 @@ class Conv2d(Function):
             wmat = np.concatenate([wmat, b.reshape(o, 1).astype(wmat.dtype, copy=False)], axis=1)
         if self.needs_input_grad[1] or b is not None and self.needs_input_grad[2]:
             self.cols = _nchw_im2col(x, geometry, self.dilation, out_size, b is not None)
-            out = self.cols @ wmat.T
+            out = matmul(self.cols, wmat.T)
         else:
             out = np.empty((n * oh * ow, o), dtype=np.result_type(x, wmat))
             step = max(1, _COLS_CHUNK_BYTES // (oh * ow * wmat.shape[1] * x.itemsize))
@@ -232,7 +233,7 @@ class Conv2d(Function):
                 rows = slice(start * oh * ow, min(start + step, n) * oh * ow)
                 cols = _nchw_im2col(x, geometry, self.dilation, out_size, b is not None,
                                     start, start + step)
-                np.matmul(cols, wmat.T, out=out[rows])
+                matmul(cols, wmat.T, out=out[rows])
         return _nchw(out.reshape(n, oh, ow, o))
 
     def backward(self, g):
@@ -246,14 +247,14 @@ class Conv2d(Function):
             gx = _crop(self._input_grad(g2, n, oh, ow), ph, pw)
         if self.pointwise and (self.needs_input_grad[1] or has_bias and self.needs_input_grad[2]):
             if self.needs_input_grad[1]:
-                gw = (self.cols.T @ g2).T.reshape(o, c, 1, 1)
+                gw = matmul(self.cols.T, g2).T.reshape(o, c, 1, 1)
             if has_bias and self.needs_input_grad[2]:
-                gb = np.ones(len(g2), dtype=g2.dtype) @ g2
+                gb = matmul(np.ones(len(g2), dtype=g2.dtype), g2)
         elif self.needs_input_grad[1] or has_bias and self.needs_input_grad[2]:
             # One GEMM gives the weight gradient and, from the ones column, the bias's.
             # (cols.T @ g2).T rather than g2.T @ cols: the same product, faster
             # through OpenBLAS for either layout of cols (bench/README.md).
-            gw_full = (self.cols.T @ g2).T
+            gw_full = matmul(self.cols.T, g2).T
             k = kh * kw * c
             if self.needs_input_grad[1] and self.nchw_cols:
                 gw = gw_full[:, :k].reshape(o, c, kh, kw)  # columns (c, i, j)
@@ -275,7 +276,7 @@ class Conv2d(Function):
         kh, kw, sh, sw = self.geometry[:4]
         if self.pointwise:
             o, c = self.w.shape[:2]
-            return (g2 @ self.w.reshape(o, c)).reshape(self.padded_shape)
+            return matmul(g2, self.w.reshape(o, c)).reshape(self.padded_shape)
         loops = kernels.for_arrays(g2, self.w)
         if loops is not None:
             return self._input_grad_compiled(loops, g2, n, oh, ow)
@@ -290,7 +291,7 @@ class Conv2d(Function):
             gx = np.empty(self.padded_shape, dtype=dtype)
             gx[:, oh:] = 0
             gx[:, :oh, ow:] = 0
-            np.matmul(g2, w_offsets[0, 0], out=part)
+            matmul(g2, w_offsets[0, 0], out=part)
             gx[:, :oh, :ow] = part.reshape(n, oh, ow, c)
             first = 1
         else:
@@ -298,7 +299,7 @@ class Conv2d(Function):
             first = 0
         for k in range(first, len(slices)):
             rows, cols = slices[k]
-            np.matmul(g2, w_offsets[k // kw, k % kw], out=part)
+            matmul(g2, w_offsets[k // kw, k % kw], out=part)
             gx[:, rows, cols] += part.reshape(n, oh, ow, c)
         return gx
 
@@ -314,7 +315,7 @@ class Conv2d(Function):
         step = max(1, _COL2IM_CHUNK_BYTES // (rows * wmat.shape[1] * gx.itemsize))
         for start in range(0, n, step):
             stop = min(n, start + step)
-            parts = g2[start * rows:stop * rows] @ wmat
+            parts = matmul(g2[start * rows:stop * rows], wmat)
             loops.col2im_add(parts, gx[start:stop], oh, ow, kh, kw, sh, sw, *self.dilation)
         return gx
 
@@ -506,7 +507,7 @@ class ConvReLUAvgPool2d(Function):
                 stop = min(start + step, n)
                 part = cols[(start - first) * rows:(stop - first) * rows]
                 pre = buffer[:len(part)]
-                np.matmul(part, wmat_t, out=pre)
+                matmul(part, wmat_t, out=pre)
                 yield start, stop, part, pre.reshape(stop - start, qh * qw, -1)
 
     def backward(self, g):
@@ -527,7 +528,7 @@ class ConvReLUAvgPool2d(Function):
             np.multiply(blocks, g[start:stop], out=blocks)
             gpre = blocks.reshape(len(cols), o)
             if need_w or need_b:
-                part = cols.T @ gpre  # (kh*kw*C [+ 1], O): weight and bias gradients
+                part = matmul(cols.T, gpre)  # (kh*kw*C [+ 1], O): weight and bias gradients
                 gw_full = part if gw_full is None else np.add(gw_full, part, out=gw_full)
             if need_x:
                 self._add_input_grad(gx[start:stop], gpre)
@@ -550,7 +551,7 @@ class ConvReLUAvgPool2d(Function):
         kh, kw, sh, sw, _, _, qh, qw, poh, pow_ = self.geometry
         c = self.w.shape[1]
         wmat = _weight_matrix(self.w, None)
-        parts = (gpre @ wmat).reshape(len(gx), qh, qw, poh, pow_, kh, kw, c)
+        parts = matmul(gpre, wmat).reshape(len(gx), qh, qw, poh, pow_, kh, kw, c)
         for a in range(qh):
             for b in range(qw):
                 for i in range(kh):

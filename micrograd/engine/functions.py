@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from micrograd import kernels
+from micrograd.kernels.gemm import matmul
 
 from .autograd import Function, unbroadcast
 
@@ -88,7 +89,7 @@ class MatMul(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return a @ b
+        return matmul(a, b)
 
     def backward(self, g):
         a, b = self.a, self.b
@@ -99,9 +100,9 @@ class MatMul(Function):
         g2 = g.reshape(batch + (a2.shape[-2], b2.shape[-1]))
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+            ga = unbroadcast(matmul(g2, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
         if self.needs_input_grad[1]:
-            gb = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
+            gb = unbroadcast(matmul(np.swapaxes(a2, -1, -2), g2), b2.shape).reshape(b.shape)
         return ga, gb
 
 
@@ -117,7 +118,7 @@ class Linear(Function):
 
     def forward(self, x, w, b=None):
         self.x, self.w = x, w
-        out = x @ w.T
+        out = _rows_times(x, w.T)
         if b is not None:
             if np.result_type(out, b) == out.dtype:
                 out += b
@@ -129,13 +130,20 @@ class Linear(Function):
         x, w = self.x, self.w
         out_features, in_features = w.shape
         g2 = g.reshape(-1, out_features)
-        gx = g @ w if self.needs_input_grad[0] else None
-        gw = g2.T @ x.reshape(-1, in_features) if self.needs_input_grad[1] else None
+        gx = _rows_times(g, w) if self.needs_input_grad[0] else None
+        gw = matmul(g2.T, x.reshape(-1, in_features)) if self.needs_input_grad[1] else None
         if len(self.needs_input_grad) == 2:
             return gx, gw
         # ones @ g2 sums the rows as a GEMV, several times faster than sum(axis=0).
-        gb = np.ones(len(g2), dtype=g2.dtype) @ g2 if self.needs_input_grad[2] else None
+        gb = matmul(np.ones(len(g2), dtype=g2.dtype), g2) if self.needs_input_grad[2] else None
         return gx, gw, gb
+
+
+def _rows_times(x, m):
+    """``x @ m`` for x (..., k) and a matrix m: one GEMM on x's (rows, k) matrix."""
+    if x.ndim == 2:
+        return matmul(x, m)
+    return matmul(x.reshape(-1, x.shape[-1]), m).reshape(x.shape[:-1] + (m.shape[1],))
 
 
 # ------------------------------------------------------------------ unary ops
@@ -185,6 +193,19 @@ class Abs(Function):
         return (g * np.sign(self.a),)
 
 
+def _compiled_activation_backward(node, g, sigmoid):
+    """Tanh's or Sigmoid's input gradient in one compiled pass (micrograd/kernels;
+    the same bits as their NumPy code), in g when the node owns it; None when
+    the loops do not take these arrays."""
+    loops = kernels.for_any_strides(node.out, g) if g.ndim <= 4 else None
+    if loops is None:
+        return None
+    gx = g if node.grad_is_owned else np.empty_like(node.out)
+    out, g_view, gx_view = kernels.merged(node.out, g, gx)
+    loops.activation_backward(g_view, out, gx_view, sigmoid)
+    return gx
+
+
 class Tanh(Function):
     fresh_grads = True
 
@@ -193,11 +214,8 @@ class Tanh(Function):
         return self.out
 
     def backward(self, g):
-        loops = kernels.for_any_strides(self.out, g) if g.ndim == 4 else None
-        if loops is not None:
-            # One compiled pass over an image batch (micrograd/kernels), the same bits.
-            gx = g if self.grad_is_owned else np.empty_like(self.out)
-            loops.activation_backward(g, self.out, gx, False)
+        gx = _compiled_activation_backward(self, g, sigmoid=False)
+        if gx is not None:
             return (gx,)
         # g * (1 - out^2), in one scratch array (or in g when it is ours alone).
         d = np.multiply(self.out, self.out)
@@ -220,11 +238,8 @@ class Sigmoid(Function):
         return self.out
 
     def backward(self, g):
-        loops = kernels.for_any_strides(self.out, g) if g.ndim == 4 else None
-        if loops is not None:
-            # One compiled pass over an image batch (micrograd/kernels), the same bits.
-            gx = g if self.grad_is_owned else np.empty_like(self.out)
-            loops.activation_backward(g, self.out, gx, True)
+        gx = _compiled_activation_backward(self, g, sigmoid=True)
+        if gx is not None:
             return (gx,)
         # g * s * (1 - s), in one scratch array (or in g when it is ours alone).
         s = self.out

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 _loops = None  # numba_loops once imported; False when numba is absent or turned off
 
 
@@ -69,11 +71,12 @@ def use(backend: str) -> None:
 MIN_BYTES = 256 << 10
 
 
-def fusable(*arrays) -> bool:
+def fusable(*arrays, min_bytes=None) -> bool:
     """Whether the loops take these arrays: C-contiguous, one float dtype, the
-    first at least ``MIN_BYTES``."""
+    first at least ``min_bytes`` (``MIN_BYTES``)."""
     dtype = arrays[0].dtype
-    return (dtype.kind == "f" and arrays[0].nbytes >= MIN_BYTES
+    min_bytes = MIN_BYTES if min_bytes is None else min_bytes
+    return (dtype.kind == "f" and arrays[0].nbytes >= min_bytes
             and all(a.dtype == dtype and a.flags.c_contiguous for a in arrays))
 
 
@@ -86,7 +89,37 @@ def for_any_strides(*arrays):
     return loops()
 
 
-def for_arrays(*arrays):
+def for_arrays(*arrays, same_bits=False):
     """The loops module when it takes these arrays (``fusable``) and numba is
-    there, else None: the caller then runs its NumPy code."""
+    there, else None: the caller then runs its NumPy code.
+
+    A loop that gives its NumPy code's bits (``same_bits``: the optimisers')
+    takes arrays of any size once numba is loaded: which code runs then cannot
+    change a result, and for a small parameter one compiled call costs less
+    than a dozen NumPy calls."""
+    if same_bits and _loops and fusable(*arrays, min_bytes=0):
+        return _loops
     return loops() if fusable(*arrays) else None
+
+
+def merged(*arrays):
+    """4-D views of same-shape arrays (at most 4-D) for a loop that visits them in
+    C order: their axes put in the first array's memory order (a channels-last
+    NCHW batch is visited as (N, H, W, C)), adjacent axes merged wherever every
+    array's strides allow (a contiguous one becomes (1, 1, 1, size); a cropped
+    padded one (N, H, 1, W*C)), and leading 1s added. The longer the innermost
+    axis, the better LLVM vectorises the loop."""
+    order = sorted(range(arrays[0].ndim), key=lambda i: -abs(arrays[0].strides[i]))
+    shape = [arrays[0].shape[i] for i in order]
+    strides = [[a.strides[i] for i in order] for a in arrays]
+    for axis in range(len(shape) - 1, 0, -1):
+        if all(st[axis - 1] == shape[axis] * st[axis] for st in strides):
+            shape[axis - 1] *= shape[axis]
+            del shape[axis]
+            for st in strides:
+                st[axis - 1] = st[axis]
+                del st[axis]
+    pad = 4 - len(shape)
+    return tuple(np.lib.stride_tricks.as_strided(
+        a, [1] * pad + shape, [0] * pad + st, writeable=a.flags.writeable)
+        for a, st in zip(arrays, strides))

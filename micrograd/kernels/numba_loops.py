@@ -199,17 +199,19 @@ def relu_avg_pool_backward(g, xp, gx, kh, kw, sh, sw, scale):
 @_jit
 def activation_backward(g, out, gx, sigmoid):
     """gx = g * (1 - out * out) (tanh), or g * (out * (1 - out)) with ``sigmoid``,
-    over 4-D arrays of any strides (a convolution's cropped gradient included),
-    visited in ``out``'s channels-last order."""
+    over 4-D arrays of any strides (a convolution's cropped gradient included)
+    visited in C order. Callers pass channels-last views with adjacent axes
+    merged where the strides allow (``kernels.merged``): the longer the last
+    axis, the better LLVM vectorises the loop."""
     one = out.dtype.type(1)
-    n, c, h, w = out.shape
-    for s in range(n):
-        for y in range(h):
-            for x in range(w):
-                for k in range(c):
-                    o = out[s, k, y, x]
+    n0, n1, n2, n3 = out.shape
+    for i in range(n0):
+        for j in range(n1):
+            for k in range(n2):
+                for m in range(n3):
+                    o = out[i, j, k, m]
                     d = (one - o) * o if sigmoid else one - o * o
-                    gx[s, k, y, x] = g[s, k, y, x] * d
+                    gx[i, j, k, m] = g[i, j, k, m] * d
 
 
 @_jit
@@ -361,3 +363,43 @@ def column_moments(matrix):
             squares[k] += d * d
     mean = total / rows
     return first + mean, squares / rows - mean * mean
+
+
+@_jit
+def scale_shift(matrix, scale, shift, out):
+    """BatchNorm's forward on (M, C): out = matrix * scale + shift per column (the
+    NumPy code's multiply then add, so the same bits)."""
+    rows, c = matrix.shape
+    for r in range(rows):
+        for k in range(c):
+            out[r, k] = matrix[r, k] * scale[k] + shift[k]
+
+
+@_jit
+def batch_norm_sums(matrix, g, mean):
+    """BatchNorm's backward sums on (M, C): per column sum(g) and
+    sum(g * (x - mean)), accumulated in float64, in one pass over both."""
+    rows, c = matrix.shape
+    sum_g = np.zeros(c, dtype=np.float64)
+    sum_gdev = np.zeros(c, dtype=np.float64)
+    for r in range(rows):
+        for k in range(c):
+            gk = g[r, k]
+            sum_g[k] += gk
+            sum_gdev[k] += gk * (matrix[r, k] - mean[k])
+    return sum_g, sum_gdev
+
+
+@_jit
+def batch_norm_input_grad(matrix, g, mean, a, b, const, training, gx):
+    """gx = a*g + b*(x - mean) + const per column of (M, C) in training (the
+    batch statistics' terms), else a*g; in one pass."""
+    rows, c = matrix.shape
+    for r in range(rows):
+        if training:
+            for k in range(c):
+                gx[r, k] = g[r, k] * a[k] + (matrix[r, k] - mean[k]) * b[k] + const[k]
+        else:
+            for k in range(c):
+                gx[r, k] = g[r, k] * a[k]
+

@@ -82,7 +82,7 @@ class Adam(Optimizer):
         if group["amsgrad"]:
             arrays.append(state["max_exp_avg_sq"])
         coefficients = _Coefficients(lr, beta1, beta2, group["eps"], step)
-        loops = kernels.for_arrays(*arrays)
+        loops = kernels.for_arrays(*arrays, same_bits=True)
         if loops is not None:
             # One compiled loop, the same operations as _adam_pass.
             c, cast = coefficients, param.dtype.type

@@ -63,7 +63,7 @@ class RMSprop(Optimizer):
         state["step"] += 1
 
         loops = (None if group["centered"] or momentum != 0
-                 else kernels.for_arrays(param, grad, state["square_avg"]))
+                 else kernels.for_arrays(param, grad, state["square_avg"], same_bits=True))
         if loops is not None:
             # One compiled loop, the same operations as the NumPy code below.
             cast = param.dtype.type

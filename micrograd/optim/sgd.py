@@ -60,7 +60,7 @@ class SGD(Optimizer):
     def _update(self, param, grad, state, group):
         momentum = group["momentum"]
         buf = state.get("momentum_buffer")
-        loops = kernels.for_arrays(param, grad, param if buf is None else buf)
+        loops = kernels.for_arrays(param, grad, param if buf is None else buf, same_bits=True)
         if loops is not None:
             # One compiled loop, the same operations as the NumPy code below.
             first = momentum != 0 and buf is None

@@ -1,0 +1,157 @@
+"""Matrix products: MKL's GEMM when the ``mkl`` wheel is installed, else NumPy's.
+
+Most of a training step is matrix products: Linear's three, and a
+convolution's im2col GEMMs. NumPy sends them to the OpenBLAS it ships with;
+on the CPUs we measured (bench/README.md), MKL's ``cblas_sgemm`` runs the
+same products 1.2-2.4x faster, most where one dimension is small (a weight
+gradient's (O, N*H*W) x (N*H*W, K)). ``matmul`` calls it through ctypes on
+2-D float operands whose rows or columns are contiguous (NumPy's transposed
+views included: BLAS reads them with its transpose flag, no copy), and hands
+everything else to ``np.matmul``. MKL is loaded on the first product large
+enough to use it (``MIN_FLOPS``), so a small model never loads it.
+
+Both libraries round differently, so a run's numbers depend on which one
+ran; each is deterministic on its own (the same inputs give the same bits,
+whatever their alignment: tests/test_gemm.py), which keeps resume exact.
+``MICROGRAD_GEMM=numpy`` (or ``use("numpy")``) keeps NumPy's.
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import sys
+
+import numpy as np
+
+#: Smallest product (multiply-adds, m*n*k) sent to MKL. Inside a training step,
+#: smaller ones (a classifier head's (256, 256) x (256, 10)) ran as fast or
+#: faster through NumPy's OpenBLAS (bench/README.md), and a small model's run
+#: never loads MKL.
+MIN_FLOPS = 1 << 20
+#: The same for a vector times a matrix (a column sum ``ones @ X``): MKL's is
+#: faster from here on.
+MIN_FLOPS_VECTOR = 1 << 18
+
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+_gemm = None  # {dtype: cblas function} once loaded; False when MKL is absent or off
+_openblas_limit = None  # threadpoolctl's limiter holding OpenBLAS at one thread
+
+
+def _find_mkl():
+    """libmkl_rt from the ``mkl`` wheel (installed into the environment's lib/)."""
+    names = ("libmkl_rt.so.3", "libmkl_rt.so.2", "libmkl_rt.so", "libmkl_rt.dylib",
+             "mkl_rt.2.dll", "mkl_rt.dll")
+    roots = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(sys.executable))}
+    for root in roots:
+        for sub in ("lib", "Library/bin"):
+            for name in names:
+                path = os.path.join(root, sub, name)
+                if os.path.exists(path):
+                    return path
+        found = sorted(glob.glob(os.path.join(root, "lib", "libmkl_rt.so*")))
+        if found:
+            return found[-1]
+    return None
+
+
+def _load():
+    global _gemm, _openblas_limit
+    _gemm = False
+    if os.environ.get("MICROGRAD_GEMM", "mkl").strip().lower() == "numpy":
+        return
+    path = _find_mkl()
+    if path is None:
+        return
+    try:
+        import threadpoolctl
+    except ImportError:
+        return
+    try:
+        lib = ctypes.CDLL(path)
+        functions = {}
+        for dtype, name, scalar in ((np.float32, "cblas_sgemm", ctypes.c_float),
+                                    (np.float64, "cblas_dgemm", ctypes.c_double)):
+            fn = getattr(lib, name)
+            fn.restype = None
+            fn.argtypes = ([ctypes.c_int] * 6 + [scalar, ctypes.c_void_p, ctypes.c_int,
+                                                 ctypes.c_void_p, ctypes.c_int, scalar,
+                                                 ctypes.c_void_p, ctypes.c_int])
+            functions[np.dtype(dtype)] = fn
+    except (OSError, AttributeError):  # a broken or foreign install: NumPy's GEMM runs
+        return
+    # The small products left to NumPy then run on one OpenBLAS thread: MKL's
+    # OpenMP workers spin for a while after each GEMM, and OpenBLAS's two
+    # threads waking beside them made a 20 us product take 2 ms.
+    _openblas_limit = threadpoolctl.ThreadpoolController().select(
+        internal_api="openblas").limit(limits=1)
+    _gemm = functions
+
+
+def available() -> bool:
+    """Whether ``matmul`` uses MKL (loads it on the first call)."""
+    if _gemm is None:
+        _load()
+    return bool(_gemm)
+
+
+def use(backend: str) -> None:
+    """Choose MKL (``"mkl"``, when installed) or NumPy's GEMM (``"numpy"``) for the
+    rest of this process; tests and benchmarks compare the two."""
+    global _gemm, _openblas_limit
+    if backend not in ("mkl", "numpy"):
+        raise ValueError(f"backend must be 'mkl' or 'numpy', got {backend!r}")
+    os.environ["MICROGRAD_GEMM"] = backend
+    if _openblas_limit is not None:
+        _openblas_limit.restore_original_limits()
+        _openblas_limit = None
+    _gemm = None
+
+
+def _layout(a):
+    """(transpose flag, leading dimension) for BLAS to read the 2-D array ``a`` in
+    place, or None when neither its rows nor its columns are contiguous."""
+    rows, cols = a.shape
+    item = a.itemsize
+    # A length-1 axis's stride is arbitrary in NumPy: read it as contiguous.
+    s0 = a.strides[0] if rows > 1 else cols * item
+    s1 = a.strides[1] if cols > 1 else item
+    if s1 == item and s0 % item == 0 and s0 >= cols * item:
+        return _NO_TRANS, max(s0 // item, 1)
+    if s0 == item and s1 % item == 0 and s1 >= rows * item:
+        return _TRANS, max(s1 // item, 1)
+    return None
+
+
+def matmul(a, b, out=None):
+    """``a @ b`` (and ``np.matmul(a, b, out=out)``) for a (m, k) or (k,) and b (k, n);
+    ``out`` must not overlap a or b.
+
+    Example::
+
+        >>> a, b = np.ones((300, 200), np.float32), np.ones((200, 100), np.float32)
+        >>> float(matmul(a, b.T.copy().T)[0, 0])
+        200.0
+    """
+    if (b.ndim == 2 and a.ndim in (1, 2) and a.dtype == b.dtype and a.dtype.kind == "f"
+            and a.size * b.shape[1] >= (MIN_FLOPS if a.ndim == 2 else MIN_FLOPS_VECTOR)
+            and a.size and b.size and available() and a.dtype in _gemm):
+        a2 = a[None] if a.ndim == 1 else a
+        m, k = a2.shape
+        n = b.shape[1]
+        la, lb = _layout(a2), _layout(b)
+        if la is not None and lb is not None and b.shape[0] == k:
+            if out is None:
+                result = np.empty((m, n), dtype=a.dtype)
+            else:
+                result = out if out.ndim == 2 else out[None]
+            lc = _layout(result) if result.shape == (m, n) and result.dtype == a.dtype else None
+            if lc is not None and lc[0] == _NO_TRANS:
+                _gemm[a.dtype](_ROW_MAJOR, la[0], lb[0], m, n, k, 1.0, a2.ctypes.data, la[1],
+                               b.ctypes.data, lb[1], 0.0, result.ctypes.data, lc[1])
+                if out is not None:
+                    return out
+                return result[0] if a.ndim == 1 else result
+    if out is None:
+        return a @ b
+    return np.matmul(a, b, out=out)

@@ -1,0 +1,161 @@
+"""micrograd/kernels/gemm.py: matrix products through MKL (the ``fast`` extra's
+``mkl`` wheel) or NumPy. These tests run where MKL is installed (CI installs
+it); the NumPy fallbacks are checked everywhere."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import micrograd.nn as mn
+import micrograd.tensor as mt
+from micrograd.kernels import gemm
+
+from conftest import assert_torch_parity
+
+
+@pytest.fixture
+def mkl(monkeypatch):
+    """MKL for every product, however small; a record of each dtype it ran."""
+    gemm.use("mkl")
+    if not gemm.available():
+        pytest.skip("MKL is not installed (pip install 'micrograd-trainer[fast]')")
+    monkeypatch.setattr(gemm, "MIN_FLOPS", 0)
+    monkeypatch.setattr(gemm, "MIN_FLOPS_VECTOR", 0)
+    calls = []
+    for dtype, fn in list(gemm._gemm.items()):
+        monkeypatch.setitem(gemm._gemm, dtype,
+                            lambda *a, _fn=fn, _d=dtype: calls.append(_d) or _fn(*a))
+    yield calls
+    gemm.use("mkl")
+
+
+def layouts(rng, rows, cols, dtype):
+    """The same (rows, cols) matrix as BLAS can read it in place: C order, a
+    transposed (F-ordered) array, and a slice of a wider one (leading dimension
+    larger than its width), each with its values."""
+    m = rng.standard_normal((rows, cols)).astype(dtype)
+    wide = np.zeros((rows, cols + 3), dtype)
+    wide[:, 1:cols + 1] = m
+    tall = np.zeros((cols, rows + 2), dtype)
+    tall[:, :rows] = m.T
+    return {"C": m, "F": np.asfortranarray(m), "sliced": wide[:, 1:cols + 1],
+            "sliced_T": tall[:, :rows].T}
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+def test_mkl_products_match_numpy_for_every_layout(mkl, dtype, rtol):
+    rng = np.random.default_rng(0)
+    for a_name, a in layouts(rng, 7, 5, dtype).items():
+        for b_name, b in layouts(rng, 5, 4, dtype).items():
+            result = gemm.matmul(a, b)
+            assert result.shape == (7, 4) and result.dtype == dtype
+            np.testing.assert_allclose(result, a @ b, rtol=rtol, atol=rtol,
+                                       err_msg=f"{a_name} @ {b_name}")
+    assert mkl and set(mkl) == {np.dtype(dtype)}
+
+
+def test_mkl_writes_into_out_and_takes_a_vector_on_the_left(mkl):
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((6, 5)), rng.standard_normal((5, 3))
+    big = np.full((10, 3), 7.0)
+    returned = gemm.matmul(a, b, out=big[2:8])
+    assert returned.base is big or returned is big[2:8] or np.shares_memory(returned, big)
+    np.testing.assert_allclose(big[2:8], a @ b, rtol=1e-12)
+    assert (big[:2] == 7).all() and (big[8:] == 7).all()
+    v = rng.standard_normal(5)
+    np.testing.assert_allclose(gemm.matmul(v, b), v @ b, rtol=1e-12)
+    assert gemm.matmul(v, b).shape == (3,)
+    assert len(mkl) == 3
+
+
+def test_what_mkl_cannot_read_goes_to_numpy(mkl):
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((6, 8))
+    cases = [
+        (a[::2, ::2], rng.standard_normal((4, 3))),          # neither rows nor columns contiguous
+        (a.astype(np.float32), rng.standard_normal((8, 3))),  # two dtypes
+        (np.arange(12).reshape(3, 4), np.arange(8).reshape(4, 2)),  # integers
+        (rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 5))),  # batched
+        (rng.standard_normal((3, 4)), rng.standard_normal(4)),  # a vector on the right
+    ]
+    for x, y in cases:
+        np.testing.assert_array_equal(gemm.matmul(x, y), np.matmul(x, y))
+    assert not mkl
+
+
+def test_mkl_gives_the_same_bits_whatever_the_alignment(mkl):
+    """Resume is exact only if the same inputs give the same bits; MKL picks its
+    code path by the operands' alignment, so check that it does not change them."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((300, 77)).astype(np.float32)
+    b = rng.standard_normal((77, 45)).astype(np.float32)
+    reference = gemm.matmul(a, b)
+    for offset in range(1, 16, 3):
+        buffer_a = np.empty(a.size + offset, np.float32)
+        buffer_b = np.empty(b.size + offset, np.float32)
+        shifted_a = buffer_a[offset:].reshape(a.shape)
+        shifted_b = buffer_b[offset:].reshape(b.shape)
+        shifted_a[...], shifted_b[...] = a, b
+        np.testing.assert_array_equal(gemm.matmul(shifted_a, shifted_b), reference)
+
+
+def test_the_numpy_backend_is_chosen_by_environment_or_use(monkeypatch):
+    monkeypatch.setenv("MICROGRAD_GEMM", "numpy")
+    monkeypatch.setattr(gemm, "_gemm", None)
+    assert not gemm.available()
+    a = np.random.default_rng(4).standard_normal((300, 200))
+    np.testing.assert_array_equal(gemm.matmul(a, a.T), a @ a.T)
+    with pytest.raises(ValueError, match="'mkl' or 'numpy'"):
+        gemm.use("openblas")
+    gemm.use("mkl")
+
+
+def test_openblas_keeps_one_thread_beside_mkl(mkl):
+    """MKL's OpenMP workers and OpenBLAS's would otherwise share two cores (a
+    20 us product took 2 ms); NumPy's own threads come back with use('numpy')."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def openblas_threads():
+        return {lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                if lib["internal_api"] == "openblas"}
+    if not openblas_threads():
+        pytest.skip("NumPy is not linked to OpenBLAS here")
+    assert openblas_threads() == {1}
+    gemm.use("numpy")
+    gemm.available()
+    restored = openblas_threads()
+    gemm.use("mkl")
+    gemm.available()
+    assert openblas_threads() == {1}
+    import os
+    assert restored == {min(os.cpu_count(), max(restored))} and max(restored) >= 1
+
+
+def test_a_small_model_never_loads_mkl():
+    code = ("import micrograd.nn as mn, micrograd.tensor as mt\n"
+            "m = mn.Sequential(mn.Linear(3, 8), mn.ReLU(), mn.Linear(8, 1))\n"
+            "o = mt.Adam(m.parameters())\n"
+            "for _ in range(3):\n"
+            "    o.zero_grad(); m(mt.randn(16, 3)).sum().backward(); o.step()\n"
+            "print(open('/proc/self/maps').read().count('libmkl'))")
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads /proc/self/maps")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0"
+
+
+@pytest.mark.parametrize("make", [
+    lambda nn: nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                             nn.MaxPool2d(2), nn.Conv2d(4, 6, 1), nn.Tanh(), nn.Flatten(),
+                             nn.Linear(6 * 3 * 3, 5)),
+    lambda nn: nn.Sequential(nn.Conv2d(1, 4, 5, stride=2, padding=2), nn.Sigmoid(),
+                             nn.AvgPool2d(3, stride=2, padding=1), nn.Flatten(),
+                             nn.Linear(4 * 2 * 2, 3)),
+], ids=["conv_bn_pool", "strided"])
+def test_networks_on_mkl_match_torch(mkl, make):
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(5).standard_normal((4, 3, 7, 7) if "BatchNorm2d" in repr(
+        make(mn)) else (4, 1, 7, 7))
+    assert_torch_parity(make(mn).to(mt.float64), make(torch.nn).double(), x, train=True)
+    assert mkl and set(mkl) == {np.dtype(np.float64)}
