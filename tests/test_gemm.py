@@ -21,7 +21,6 @@ def mkl(monkeypatch):
     if not gemm.available():
         pytest.skip("MKL is not installed (pip install 'micrograd-trainer[fast]')")
     monkeypatch.setattr(gemm, "MIN_FLOPS", 0)
-    monkeypatch.setattr(gemm, "MIN_FLOPS_VECTOR", 0)
     calls = []
     for dtype, fn in list(gemm._gemm.items()):
         monkeypatch.setitem(gemm._gemm, dtype,
@@ -69,6 +68,15 @@ def test_mkl_writes_into_out_and_takes_a_vector_on_the_left(mkl):
     assert len(mkl) == 3
 
 
+def test_mkl_runs_a_stack_of_products_one_by_one(mkl):
+    rng = np.random.default_rng(6)
+    a, b = rng.standard_normal((3, 5, 4)), rng.standard_normal((3, 4, 2))
+    np.testing.assert_allclose(gemm.matmul(a, b), a @ b, rtol=1e-12)
+    np.testing.assert_allclose(gemm.matmul(a, b.transpose(0, 2, 1).copy().transpose(0, 2, 1)),
+                               a @ b, rtol=1e-12)
+    assert len(mkl) == 6
+
+
 def test_what_mkl_cannot_read_goes_to_numpy(mkl):
     rng = np.random.default_rng(2)
     a = rng.standard_normal((6, 8))
@@ -76,7 +84,7 @@ def test_what_mkl_cannot_read_goes_to_numpy(mkl):
         (a[::2, ::2], rng.standard_normal((4, 3))),          # neither rows nor columns contiguous
         (a.astype(np.float32), rng.standard_normal((8, 3))),  # two dtypes
         (np.arange(12).reshape(3, 4), np.arange(8).reshape(4, 2)),  # integers
-        (rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 5))),  # batched
+        (rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 5))),  # a stack times a matrix
         (rng.standard_normal((3, 4)), rng.standard_normal(4)),  # a vector on the right
     ]
     for x, y in cases:
@@ -152,7 +160,10 @@ def test_a_small_model_never_loads_mkl():
     lambda nn: nn.Sequential(nn.Conv2d(1, 4, 5, stride=2, padding=2), nn.Sigmoid(),
                              nn.AvgPool2d(3, stride=2, padding=1), nn.Flatten(),
                              nn.Linear(4 * 2 * 2, 3)),
-], ids=["conv_bn_pool", "strided"])
+    lambda nn: nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(),
+                             nn.Conv2d(4, 6, 3, groups=2, dilation=2), nn.Flatten(),
+                             nn.Linear(6 * 3 * 3, 2)),
+], ids=["conv_bn_pool", "strided", "grouped"])
 def test_networks_on_mkl_match_torch(mkl, make):
     torch = pytest.importorskip("torch")
     x = np.random.default_rng(5).standard_normal((4, 3, 7, 7) if "BatchNorm2d" in repr(

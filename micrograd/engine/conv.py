@@ -37,7 +37,7 @@ from .autograd import Function
 # them from here before they had modules of their own.
 from .pooling import AvgPool2d, MaxPool2d, _Pool2d, _samples_per_chunk  # noqa: F401
 from .windows import (  # noqa: F401
-    _crop, _nchw, _nhwc, _pad, _pair, _window_slices, check_kernel_fits, conv_output_size,
+    _crop, _nchw, _nhwc, _padded_nhwc, _pair, _window_slices, check_kernel_fits, conv_output_size,
 )
 
 
@@ -102,7 +102,7 @@ def _conv_input(x, w, stride, padding, dilation=(1, 1)):
     """``_conv_geometry``'s checks, and x's padded channels-last array: (that array,
     the geometry (kh, kw, sh, sw, ph, pw), the output size (OH, OW))."""
     geometry, _, out_size = _conv_geometry(x, w, stride, padding, dilation)
-    return _pad(_nhwc(x), *geometry[4:]), geometry, out_size
+    return _padded_nhwc(x, *geometry[4:]), geometry, out_size
 
 
 def _nchw_im2col(x, geometry, dilation, out_size, bias, start=0, stop=None):
@@ -181,7 +181,7 @@ class Conv2d(Function):
                           and (kh, kw) != (1, 1))
         if self.nchw_cols:
             return self._forward_nchw(x, w, b, geometry, (oh, ow))
-        xp = _pad(_nhwc(x), *geometry[4:])
+        xp = _padded_nhwc(x, *geometry[4:])
         s0, s1, s2, s3 = xp.strides
         windows = np.lib.stride_tricks.as_strided(
             xp, (n, oh, ow, kh, kw, c), (s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3),

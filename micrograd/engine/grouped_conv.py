@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from micrograd.kernels.gemm import matmul
+
 from .autograd import Function
-from .windows import (_crop, _nchw, _nhwc, _pad, _pair, _window_slices, check_kernel_fits,
+from .windows import (_crop, _nchw, _nhwc, _padded_nhwc, _pair, _window_slices, check_kernel_fits,
                       conv_output_size)
 
 
@@ -35,7 +37,7 @@ class GroupedConv2d(Function):
         if x.ndim != 4 or x.shape[1] != cg * groups or o % groups:
             raise ValueError(f"conv2d with groups={groups} expects input (N, {cg * groups}, H, W) "
                              f"for weight {w.shape}, got {x.shape}")
-        xp = _pad(_nhwc(x), ph, pw)
+        xp = _padded_nhwc(x, ph, pw)
         n, hp, wp, c = xp.shape
         check_kernel_fits(hp, wp, dh * (kh - 1) + 1, dw * (kw - 1) + 1)
         oh = conv_output_size(hp, kh, sh, 0, dh)
@@ -62,7 +64,7 @@ class GroupedConv2d(Function):
             cols = np.ascontiguousarray(windows).reshape(g, n * oh * ow, kh * kw * cg)
             # (G, kh*kw*cg, og), rows ordered as the im2col columns (i, j, c).
             self.wmat = w.reshape(g, og, cg, kh, kw).transpose(0, 3, 4, 2, 1).reshape(g, -1, og)
-            out = np.matmul(cols, self.wmat)  # (G, N*OH*OW, og)
+            out = matmul(cols, self.wmat)  # (G, N*OH*OW, og)
             out = out.reshape(g, n, oh, ow, og).transpose(1, 2, 3, 0, 4)
             if need_w:
                 self.cols = cols
@@ -95,10 +97,10 @@ class GroupedConv2d(Function):
             cg = self.padded_shape[3] // g
             g2 = np.ascontiguousarray(go.transpose(3, 0, 1, 2, 4)).reshape(g, -1, og)
             if need_w:
-                gwm = np.matmul(self.cols.transpose(0, 2, 1), g2)  # (G, kh*kw*cg, og)
+                gwm = matmul(self.cols.transpose(0, 2, 1), g2)  # (G, kh*kw*cg, og)
                 gw = gwm.reshape(g, kh, kw, cg, og).transpose(0, 4, 3, 1, 2).reshape(o, cg, kh, kw)
             if need_x:
-                gcols = np.matmul(g2, self.wmat.transpose(0, 2, 1))  # (G, N*OH*OW, kh*kw*cg)
+                gcols = matmul(g2, self.wmat.transpose(0, 2, 1))  # (G, N*OH*OW, kh*kw*cg)
                 gcols = gcols.reshape(g, n, oh, ow, kh, kw, cg)
                 gx = np.zeros(self.padded_shape, dtype=gcols.dtype)
                 gxg = gx.reshape(gx.shape[:3] + (g, cg))

@@ -11,7 +11,7 @@ import numpy as np
 from micrograd import kernels
 
 from .autograd import Function
-from .windows import _crop, _nchw, _nhwc, _pad, _pair, _window_slices
+from .windows import _crop, _nchw, _nhwc, _padded_nhwc, _pair, _window_slices
 
 
 def pool_output_size(size, kernel, stride, padding=0, dilation=1, ceil_mode=False):
@@ -22,15 +22,6 @@ def pool_output_size(size, kernel, stride, padding=0, dilation=1, ceil_mode=Fals
     out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
     if ceil_mode and (out - 1) * stride >= size + padding:
         out -= 1
-    return out
-
-
-def _pad_extra(x, ph, pw, eh, ew, value):
-    """Pad (N, H, W, C) by (ph, pw) on each side plus (eh, ew) more at the bottom and
-    right (the cells ceil_mode's last windows reach past the padded input)."""
-    n, h, w, c = x.shape
-    out = np.full((n, h + 2 * ph + eh, w + 2 * pw + ew, c), value, dtype=x.dtype)
-    out[:, ph:ph + h, pw:pw + w] = x
     return out
 
 
@@ -64,10 +55,7 @@ class _Pool2d(Function):
         # Under ceil_mode the last windows may reach past the padded input.
         eh = max(0, (oh - 1) * sh + dh * (kh - 1) + 1 - (h + 2 * ph))
         ew = max(0, (ow - 1) * sw + dw * (kw - 1) + 1 - (w + 2 * pw))
-        if eh or ew:
-            xp = _pad_extra(_nhwc(x), ph, pw, eh, ew, self.pad_value)
-        else:
-            xp = _pad(_nhwc(x), ph, pw, self.pad_value)
+        xp = _padded_nhwc(x, ph, pw, self.pad_value, (eh, ew))
         self.padded_shape, self.padding, self.extra = xp.shape, (ph, pw), (eh, ew)
         self.kernel, self.stride = (kh, kw), (sh, sw)
         self.slices = _window_slices(kh, kw, sh, sw, oh, ow, dh, dw)

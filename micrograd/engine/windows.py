@@ -24,13 +24,24 @@ def _nchw(x):
     return x.transpose(0, 3, 1, 2)
 
 
-def _pad(x, ph, pw, value=0.0):
-    """Pad the H and W axes of (N, H, W, C) (one allocation and one copy; np.pad costs more)."""
-    if ph == 0 and pw == 0:
-        return x
-    n, h, w, c = x.shape
-    out = np.full((n, h + 2 * ph, w + 2 * pw, c), value, dtype=x.dtype)
-    out[:, ph:ph + h, pw:pw + w] = x
+def _padded_nhwc(x, ph, pw, value=0.0, extra=(0, 0)):
+    """x (N, C, H, W) as a channels-last array padded with ``value``: (ph, pw) on
+    each side, plus ``extra`` (eh, ew) more at the bottom and right (the cells
+    ceil_mode's last windows reach past the padded input). One copy, straight
+    from x's layout (an NCHW batch is not made channels-last first), and only
+    the border written besides; none when there is no padding and x is
+    channels-last already."""
+    eh, ew = extra
+    if not (ph or pw or eh or ew):
+        return _nhwc(x)
+    n, c, h, w = x.shape
+    out = np.empty((n, h + 2 * ph + eh, w + 2 * pw + ew, c), dtype=x.dtype)
+    bottom, right = ph + h, pw + w
+    out[:, :ph] = value
+    out[:, bottom:] = value
+    out[:, ph:bottom, :pw] = value
+    out[:, ph:bottom, right:] = value
+    out[:, ph:bottom, pw:right] = x.transpose(0, 2, 3, 1)
     return out
 
 

@@ -25,13 +25,10 @@ import sys
 import numpy as np
 
 #: Smallest product (multiply-adds, m*n*k) sent to MKL. Inside a training step,
-#: smaller ones (a classifier head's (256, 256) x (256, 10)) ran as fast or
-#: faster through NumPy's OpenBLAS (bench/README.md), and a small model's run
-#: never loads MKL.
-MIN_FLOPS = 1 << 20
-#: The same for a vector times a matrix (a column sum ``ones @ X``): MKL's is
-#: faster from here on.
-MIN_FLOPS_VECTOR = 1 << 18
+#: smaller ones (an MLP head's (64, 256) x (256, 10)) ran as fast or faster
+#: on one OpenBLAS thread (bench/README.md), and a small model's run never
+#: loads MKL.
+MIN_FLOPS = 1 << 18
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _gemm = None  # {dtype: cblas function} once loaded; False when MKL is absent or off
@@ -124,8 +121,8 @@ def _layout(a):
 
 
 def matmul(a, b, out=None):
-    """``a @ b`` (and ``np.matmul(a, b, out=out)``) for a (m, k) or (k,) and b (k, n);
-    ``out`` must not overlap a or b.
+    """``a @ b`` (and ``np.matmul(a, b, out=out)``) for a (m, k) or (k,) and b (k, n),
+    or stacks of them, a (G, m, k) and b (G, k, n); ``out`` must not overlap a or b.
 
     Example::
 
@@ -134,7 +131,7 @@ def matmul(a, b, out=None):
         200.0
     """
     if (b.ndim == 2 and a.ndim in (1, 2) and a.dtype == b.dtype and a.dtype.kind == "f"
-            and a.size * b.shape[1] >= (MIN_FLOPS if a.ndim == 2 else MIN_FLOPS_VECTOR)
+            and a.size * b.shape[1] >= MIN_FLOPS
             and a.size and b.size and available() and a.dtype in _gemm):
         a2 = a[None] if a.ndim == 1 else a
         m, k = a2.shape
@@ -152,6 +149,13 @@ def matmul(a, b, out=None):
                 if out is not None:
                     return out
                 return result[0] if a.ndim == 1 else result
+    if (out is None and a.ndim == 3 and b.ndim == 3 and len(a) == len(b) > 1
+            and a.shape[1] * a.shape[2] * b.shape[2] >= MIN_FLOPS and available()):
+        # A stack of products (a grouped convolution's, one per group), each through MKL.
+        result = np.empty((len(a), a.shape[1], b.shape[2]), dtype=np.result_type(a, b))
+        for i in range(len(a)):
+            matmul(a[i], b[i], out=result[i])
+        return result
     if out is None:
         return a @ b
     return np.matmul(a, b, out=out)
