@@ -21,6 +21,7 @@ def mkl(monkeypatch):
     if not gemm.available():
         pytest.skip("MKL is not installed (pip install 'micrograd-trainer[fast]')")
     monkeypatch.setattr(gemm, "MIN_FLOPS", 0)
+    monkeypatch.setattr(gemm, "MIN_FLOPS_VECTOR", 0)
     calls = []
     for dtype, fn in list(gemm._gemm.items()):
         monkeypatch.setitem(gemm._gemm, dtype,

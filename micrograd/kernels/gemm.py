@@ -24,11 +24,14 @@ import sys
 
 import numpy as np
 
-#: Smallest product (multiply-adds, m*n*k) sent to MKL. Inside a training step,
-#: smaller ones (an MLP head's (64, 256) x (256, 10)) ran as fast or faster
-#: on one OpenBLAS thread (bench/README.md), and a small model's run never
-#: loads MKL.
-MIN_FLOPS = 1 << 18
+#: Smallest product (multiply-adds, m*n*k) sent to MKL. A call costs about 8 us
+#: (ctypes and MKL's dispatch) against NumPy's 1, and inside the steps of
+#: bench_suite's networks smaller products ((2880, 10) x (10, 32) in the fused
+#: first layer, (256, 256) x (256, 10) in a classifier head) ran faster on one
+#: OpenBLAS thread (bench/README.md). A small model's run never loads MKL.
+MIN_FLOPS = 1 << 20
+#: The same for a vector times a matrix (BatchNorm's column sums, ``ones @ X``).
+MIN_FLOPS_VECTOR = 1 << 18
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _gemm = None  # {dtype: cblas function} once loaded; False when MKL is absent or off
@@ -131,7 +134,7 @@ def matmul(a, b, out=None):
         200.0
     """
     if (b.ndim == 2 and a.ndim in (1, 2) and a.dtype == b.dtype and a.dtype.kind == "f"
-            and a.size * b.shape[1] >= MIN_FLOPS
+            and a.size * b.shape[1] >= (MIN_FLOPS if a.ndim == 2 else MIN_FLOPS_VECTOR)
             and a.size and b.size and available() and a.dtype in _gemm):
         a2 = a[None] if a.ndim == 1 else a
         m, k = a2.shape
