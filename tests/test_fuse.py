@@ -190,3 +190,45 @@ def test_batch_norm_folds_into_a_convolution_with_any_arguments():
     fused = mn.fuse(model)
     assert type(fused[0]).__name__ == "ConvBatchNorm2d"
     np.testing.assert_allclose(fused(x).data, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("batch", [6, 2])  # above and below out_features: both orders
+@pytest.mark.parametrize("before", ["conv", "input"])  # channels-last or NCHW memory
+def test_flatten_linear_gives_the_layers_values_gradients_and_names(batch, before):
+    def make():
+        head = [mn.Flatten(), mn.Linear(4 * 5 * 5, 3), mn.ReLU()]
+        return mn.Sequential(*([mn.Conv2d(2, 4, 3)] if before == "conv" else []), *head)
+    plain, fused = twins(make)
+    mn.fuse(fused)
+    assert [type(m).__name__ for m in fused][-3:] == ["Identity", "FlattenLinear", "ReLU"]
+    assert list(fused.state_dict()) == list(plain.state_dict())
+    x = rand(batch, 2, 7, 7) if before == "conv" else rand(batch, 4, 5, 5)
+    y0, gx0, g0 = outputs_and_grads(plain, x)
+    y1, gx1, g1 = outputs_and_grads(fused, x)
+    np.testing.assert_allclose(y1.data, y0.data, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gx1, gx0, rtol=1e-12, atol=1e-12)
+    for name in g0:
+        np.testing.assert_allclose(g1[name], g0[name], rtol=1e-12, atol=1e-12)
+    assert fused[-2].weight.grad.shape == (3, 100)
+
+
+def test_flatten_linear_sends_a_channels_last_gradient_back_and_takes_matrices():
+    from micrograd.engine import functions
+    x = mt.Tensor(rand(8, 4, 3, 3).transpose(0, 2, 3, 1).copy().transpose(0, 3, 1, 2),
+                  requires_grad=True)  # channels-last memory, as a convolution leaves it
+    layer = mn.fuse(mn.Sequential(mn.Flatten(), mn.Linear(36, 2)))[1]
+    y = layer(x)
+    assert isinstance(y._ctx, functions.FlattenLinear) and y._ctx.permuted
+    y.sum().backward()
+    assert x.grad.data.transpose(0, 2, 3, 1).flags.c_contiguous
+    np.testing.assert_allclose(layer(mt.Tensor(rand(5, 36))).data,
+                               rand(5, 36) @ layer.weight.data.T + layer.bias.data, rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_flatten_linear_is_not_built_where_a_batch_norm_folds_or_flatten_keeps_dims():
+    kept = mn.fuse(mn.Sequential(mn.Flatten(), mn.Linear(12, 3), mn.BatchNorm1d(3)))
+    assert [type(m).__name__ for m in kept] == ["Flatten", "LinearBatchNorm1d",
+                                                "FoldedBatchNorm1d"]
+    partial = mn.fuse(mn.Sequential(mn.Flatten(2), mn.Linear(4, 3)))
+    assert [type(m) for m in partial] == [mn.Flatten, mn.Linear]

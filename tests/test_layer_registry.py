@@ -143,7 +143,7 @@ def test_build_model_fuses_and_its_rows_keep_the_layers_as_listed():
                   {"type": "linear", "out_features": 1}])
     model, rows = build_model(cfg, (1, 8, 8))
     assert [type(m).__name__ for m in model] == [
-        "ConvReLUAvgPool2d", "Identity", "Identity", "Flatten", "Linear"]
+        "ConvReLUAvgPool2d", "Identity", "Identity", "Identity", "FlattenLinear"]
     assert [type(r.layer) for r in rows] == [mn.Conv2d, mn.ReLU, mn.AvgPool2d, mn.Flatten,
                                              mn.Linear]
     assert [r.output_shape for r in rows] == [(2, 6, 6), (2, 6, 6), (2, 3, 3), (18,), (1,)]

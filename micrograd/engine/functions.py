@@ -139,6 +139,40 @@ class Linear(Function):
         return gx, gw, gb
 
 
+class FlattenLinear(Linear):
+    """``x.flatten(1) @ w.T + b`` for an image batch x (N, C, H, W), w (out, C*H*W).
+
+    A convolution's or pooling layer's output is channels-last in memory, and
+    flattening it in PyTorch's (c, h, w) order is a copy of the activation (and
+    of its gradient back). Reordering the weight's columns to (h, w, c) instead
+    gives the same product from the channels-last (N, H*W*C) matrix, a view; the
+    input gradient then comes back channels-last, as the layers before want
+    it. Chosen when the weight is the smaller copy (N * C*H*W > out * C*H*W,
+    a batch larger than ``out``); otherwise x is flattened as Flatten would.
+    """
+
+    def forward(self, x, w, b=None):
+        n, c, h, wd = self.shape = x.shape
+        nhwc = x.transpose(0, 2, 3, 1)
+        self.permuted = nhwc.flags.c_contiguous and w.size < x.size
+        if not self.permuted:
+            return super().forward(x.reshape(n, -1), w, b)
+        w_hwc = w.reshape(len(w), c, h, wd).transpose(0, 2, 3, 1).reshape(len(w), -1)
+        return super().forward(nhwc.reshape(n, -1), w_hwc, b)
+
+    def backward(self, g):
+        gx, gw, *gb = super().backward(g)
+        n, c, h, w = self.shape
+        if self.permuted:
+            if gx is not None:
+                gx = gx.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+            if gw is not None:
+                gw = gw.reshape(len(gw), h, w, c).transpose(0, 3, 1, 2).reshape(len(gw), -1)
+        elif gx is not None:
+            gx = gx.reshape(self.shape)
+        return (gx, gw, *gb)
+
+
 def _rows_times(x, m):
     """``x @ m`` for x (..., k) and a matrix m: one GEMM on x's (rows, k) matrix."""
     if x.ndim == 2:

@@ -15,8 +15,8 @@ from .dropout import Dropout
 from .embedding import Embedding, EmbeddingBag
 from .flatten import Flatten
 from .fuse import (
-    BatchNormMaxPool2d, ConvBatchNorm2d, ConvReLUAvgPool2d, FoldedBatchNorm1d, FoldedBatchNorm2d,
-    LinearBatchNorm1d, ReLUAvgPool2d, fuse,
+    BatchNormMaxPool2d, ConvBatchNorm2d, ConvReLUAvgPool2d, FlattenLinear, FoldedBatchNorm1d,
+    FoldedBatchNorm2d, LinearBatchNorm1d, ReLUAvgPool2d, fuse,
 )
 from .linear import Identity, Linear
 from .module import Module, Parameter
@@ -30,7 +30,7 @@ __all__ = [
     "ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
     "Dropout", "BatchNorm1d", "BatchNorm2d", "Identity",
     "fuse", "ConvReLUAvgPool2d", "ReLUAvgPool2d", "ConvBatchNorm2d", "LinearBatchNorm1d",
-    "FoldedBatchNorm2d", "FoldedBatchNorm1d", "BatchNormMaxPool2d",
+    "FoldedBatchNorm2d", "FoldedBatchNorm1d", "BatchNormMaxPool2d", "FlattenLinear",
     "LAYERS", "LayerPlan", "LayerShapeError", "layer_class", "register_layer",
     "Embedding", "EmbeddingBag",
     "functional", "init",

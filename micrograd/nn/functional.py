@@ -69,6 +69,18 @@ def linear(input, weight, bias=None):
     return _functions.Linear.apply(_tensor(input), *params)
 
 
+def flatten_linear(input, weight, bias=None):
+    """``linear(input.flatten(1), weight, bias)`` for an image batch (N, C, H, W),
+    without copying a channels-last input into (c, h, w) order: the weight's
+    columns are reordered instead when that is the smaller copy
+    (``engine.functions.FlattenLinear``)."""
+    x = _tensor(input)
+    if x.ndim != 4:
+        return linear(x.flatten(1), weight, bias)
+    params = (_tensor(weight),) if bias is None else (_tensor(weight), _tensor(bias))
+    return _functions.FlattenLinear.apply(x, *params)
+
+
 #: Convolution ``padding_mode`` -> the ``pad`` mode that makes it ('zeros' pads in the conv).
 PADDING_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate",
                  "circular": "circular"}

@@ -19,7 +19,10 @@ window that is all non-positive), so ReLU runs on the pooled output. Then:
   values and gradients, to float rounding);
 - any other ``ReLU`` directly followed by an ``AvgPool2d`` becomes a
   ``ReLUAvgPool2d`` module (``F.relu_avg_pool2d``: the same values and
-  gradients bit for bit).
+  gradients bit for bit);
+- ``Flatten, Linear`` becomes ``Identity, FlattenLinear``: a channels-last
+  image batch is multiplied by the weight with its columns reordered, instead
+  of being copied into (c, h, w) order (the same values to float rounding).
 
 Only these exact classes are fused: a subclass may have overridden ``forward``.
 """
@@ -32,6 +35,7 @@ from . import functional as F
 from .activation import ReLU
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .conv import Conv2d
+from .flatten import Flatten
 from .linear import Identity, Linear
 from .module import Module
 from .pooling import AvgPool2d, MaxPool2d
@@ -117,6 +121,12 @@ def _fuse_sequential(seq: Sequential) -> None:
             _replace(seq, names[i:i + 2], modules[i:i + 2], layer.training)
             i += 2
             continue
+        if _is_flatten_linear(modules[i:i + 2]) and not _is_layer_batch_norm(modules[i + 1:i + 3]):
+            flatten, layer = modules[i:i + 2]
+            _replace(seq, names[i:i + 2], [Identity(), _retype(layer, FlattenLinear)],
+                     layer.training)
+            i += 2
+            continue
         if i + 1 < len(modules) and _is_relu_avg_pool(modules[i:i + 2]):
             relu, pool = modules[i:i + 2]
             fused = ReLUAvgPool2d(pool.kernel_size, pool.stride, pool.padding)
@@ -167,6 +177,11 @@ def _replace(seq, names, modules, training):
     for name, module in zip(names, modules):
         module.training = training
         seq.add_module(name, module)  # an existing name keeps its place
+
+
+def _is_flatten_linear(run):
+    return (len(run) == 2 and type(run[0]) is Flatten and type(run[1]) is Linear
+            and (run[0].start_dim, run[0].end_dim) == (1, -1))
 
 
 def _is_relu_max_pool(run):
@@ -381,6 +396,27 @@ _BATCH_NORM_FUSIONS = {
     (Conv2d, BatchNorm2d): (ConvBatchNorm2d, FoldedBatchNorm2d),
     (Linear, BatchNorm1d): (LinearBatchNorm1d, FoldedBatchNorm1d),
 }
+
+
+class FlattenLinear(Linear):
+    r"""A ``Flatten`` and the ``Linear`` after it (``F.flatten_linear``): a channels-last
+    image batch (a convolution's or pooling layer's output) is never copied
+    into (c, h, w) order; the weight's columns are reordered instead when that
+    is the smaller copy. ``fuse`` builds it in the Linear's place, holding its
+    parameters under their names; the Flatten's place holds an ``Identity``.
+
+    Shape: ``(N, C, H, W)`` -> ``(N, out_features)`` with ``in_features = C*H*W``;
+    any other input is flattened from dim 1, as the Flatten did.
+
+    Example::
+
+        >>> model = mn.fuse(mn.Sequential(mn.Conv2d(1, 4, 3), mn.Flatten(), mn.Linear(4 * 6 * 6, 2)))
+        >>> model[2], model(mt.randn(8, 1, 8, 8)).shape
+        (FlattenLinear(in_features=144, out_features=2, bias=True), (8, 2))
+    """
+
+    def forward(self, input):
+        return F.flatten_linear(input, self.weight, self.bias)
 
 
 class BatchNormMaxPool2d(BatchNorm2d):
