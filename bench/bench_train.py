@@ -289,10 +289,10 @@ def environment(has_torch):
     env = {"env": platform.python_implementation() + " " + platform.python_version(),
            "numpy": np.__version__, "cores": os.cpu_count(), "cpu": _cpu_model()}
     from micrograd import kernels
-    from micrograd.kernels import gemm
+    from micrograd.kernels import mkl
 
     # Loaded now, so that the BLAS list below shows what the steps will use.
-    env["gemm"] = "mkl" if gemm.available() else "numpy"
+    env["mkl"] = mkl.available()
     env["loops"] = "numba" if kernels.available() else "numpy"
     try:
         from threadpoolctl import threadpool_info

@@ -68,8 +68,8 @@ def read_digits(folder):
 
 
 def build_model():
-    # mn.fuse computes each Conv2d, ReLU, AvgPool2d run as one node: same values and
-    # parameter names, fewer passes over memory.
+    # mn.fuse computes each Conv2d, ReLU, AvgPool2d run as one node, and Flatten with
+    # the Linear: same values and parameter names, fewer passes over memory.
     return mn.fuse(mn.Sequential([
         mn.Conv2d(1, 32, 3), mn.ReLU(), mn.AvgPool2d(2),
         mn.Conv2d(32, 64, 3), mn.ReLU(), mn.AvgPool2d(2),

@@ -48,8 +48,11 @@ def test_cnn_learns_generated_digits():
 
 def test_cnn_shapes_match_the_design_document():
     model = mnist_cnn.build_model()
+    import micrograd.nn as mn
     import micrograd.tensor as mt
 
-    out = model[:7](mt.Tensor(np.zeros((2, 1, 28, 28))))
-    assert out.shape == (2, 64 * 5 * 5)
+    features = model[:6](mt.Tensor(np.zeros((2, 1, 28, 28))))
+    assert features.shape == (2, 64, 5, 5)
+    # mn.fuse computes Flatten and Linear together, in the Linear's place.
+    assert type(model[6]) is mn.Identity and model[7].in_features == 64 * 5 * 5
     assert model(mt.Tensor(np.zeros((2, 1, 28, 28)))).shape == (2, 10)

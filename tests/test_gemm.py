@@ -1,6 +1,7 @@
-"""micrograd/kernels/gemm.py: matrix products through MKL (the ``fast`` extra's
-``mkl`` wheel) or NumPy. These tests run where MKL is installed (CI installs
-it); the NumPy fallbacks are checked everywhere."""
+"""micrograd/kernels/mkl.py, gemm.py and vector_math.py: matrix products, tanh and
+the sigmoid through MKL (the ``fast`` extra's ``mkl`` wheel) or NumPy. These
+tests run where MKL is installed (CI installs it); the NumPy fallbacks are
+checked everywhere."""
 import subprocess
 import sys
 
@@ -9,7 +10,7 @@ import pytest
 
 import micrograd.nn as mn
 import micrograd.tensor as mt
-from micrograd.kernels import gemm
+from micrograd.kernels import gemm, mkl as mkl_library, vector_math
 
 from conftest import assert_torch_parity
 
@@ -17,17 +18,21 @@ from conftest import assert_torch_parity
 @pytest.fixture
 def mkl(monkeypatch):
     """MKL for every product, however small; a record of each dtype it ran."""
-    gemm.use("mkl")
-    if not gemm.available():
+    mkl_library.use("mkl")
+    if not mkl_library.available():
         pytest.skip("MKL is not installed (pip install 'micrograd-trainer[fast]')")
     monkeypatch.setattr(gemm, "MIN_FLOPS", 0)
     monkeypatch.setattr(gemm, "MIN_FLOPS_VECTOR", 0)
+    monkeypatch.setattr(vector_math, "MIN_SIZE", 0)
     calls = []
-    for dtype, fn in list(gemm._gemm.items()):
-        monkeypatch.setitem(gemm._gemm, dtype,
-                            lambda *a, _fn=fn, _d=dtype: calls.append(_d) or _fn(*a))
+    bind = gemm._gemm
+
+    def spy(dtype):
+        fn = bind(dtype)
+        return None if fn is None else (lambda *a: calls.append(np.dtype(dtype)) or fn(*a))
+    monkeypatch.setattr(gemm, "_gemm", spy)
     yield calls
-    gemm.use("mkl")
+    mkl_library.use("mkl")
 
 
 def layouts(rng, rows, cols, dtype):
@@ -110,14 +115,15 @@ def test_mkl_gives_the_same_bits_whatever_the_alignment(mkl):
 
 
 def test_the_numpy_backend_is_chosen_by_environment_or_use(monkeypatch):
-    monkeypatch.setenv("MICROGRAD_GEMM", "numpy")
-    monkeypatch.setattr(gemm, "_gemm", None)
-    assert not gemm.available()
+    monkeypatch.setenv("MICROGRAD_MKL", "0")
+    monkeypatch.setattr(mkl_library, "_library", None)
+    assert not mkl_library.available()
     a = np.random.default_rng(4).standard_normal((300, 200))
     np.testing.assert_array_equal(gemm.matmul(a, a.T), a @ a.T)
+    assert vector_math.tanh(np.zeros(1 << 18)) is None
     with pytest.raises(ValueError, match="'mkl' or 'numpy'"):
-        gemm.use("openblas")
-    gemm.use("mkl")
+        mkl_library.use("openblas")
+    mkl_library.use("mkl")
 
 
 def test_openblas_keeps_one_thread_beside_mkl(mkl):
@@ -131,11 +137,11 @@ def test_openblas_keeps_one_thread_beside_mkl(mkl):
     if not openblas_threads():
         pytest.skip("NumPy is not linked to OpenBLAS here")
     assert openblas_threads() == {1}
-    gemm.use("numpy")
-    gemm.available()
+    mkl_library.use("numpy")
+    mkl_library.available()
     restored = openblas_threads()
-    gemm.use("mkl")
-    gemm.available()
+    mkl_library.use("mkl")
+    mkl_library.available()
     assert openblas_threads() == {1}
     import os
     assert restored == {min(os.cpu_count(), max(restored))} and max(restored) >= 1
@@ -171,3 +177,30 @@ def test_networks_on_mkl_match_torch(mkl, make):
         make(mn)) else (4, 1, 7, 7))
     assert_torch_parity(make(mn).to(mt.float64), make(torch.nn).double(), x, train=True)
     assert mkl and set(mkl) == {np.dtype(np.float64)}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_vml_tanh_and_sigmoid_match_numpy_keep_the_layout_and_the_limits(mkl, dtype):
+    x = np.random.default_rng(8).standard_normal((4, 6, 5, 3)).astype(dtype) * 30
+    x[0, 0, 0, :3] = [-np.inf, np.inf, np.nan]
+    batch = x.transpose(0, 3, 1, 2)  # NCHW view of channels-last memory, as convs leave it
+    with np.errstate(over="ignore"):
+        expected = 1 / (1 + np.exp(-batch))
+    for ours, reference in ((vector_math.tanh(batch), np.tanh(batch)),
+                            (vector_math.sigmoid(batch), expected)):
+        assert ours.strides == batch.strides
+        np.testing.assert_allclose(ours, reference, rtol=1e-6 if dtype == np.float32 else 1e-14,
+                                   atol=1e-30)
+    assert vector_math.sigmoid(np.array([-np.inf, -1e4, 1e4, np.inf], dtype)).tolist() == [
+        0, 0, 1, 1]
+    assert vector_math.tanh(batch[:, :, ::2]) is None  # not dense: NumPy's code
+    assert vector_math.tanh(batch.astype(np.float16)) is None
+
+
+@pytest.mark.parametrize("name", ["Tanh", "Sigmoid"])
+def test_activations_on_mkl_match_torch(mkl, name):
+    torch = pytest.importorskip("torch")
+    make = lambda nn: nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), getattr(nn, name)(),
+                                    nn.Flatten(), nn.Linear(3 * 5 * 5, 4), getattr(nn, name)())
+    x = np.random.default_rng(9).standard_normal((6, 2, 5, 5)) * 3
+    assert_torch_parity(make(mn).to(mt.float64), make(torch.nn).double(), x, train=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from micrograd import kernels
+from micrograd.kernels import vector_math
 from micrograd.kernels.gemm import matmul
 
 from .autograd import Function, unbroadcast
@@ -244,7 +245,8 @@ class Tanh(Function):
     fresh_grads = True
 
     def forward(self, a):
-        self.out = np.tanh(a)
+        out = vector_math.tanh(a)  # MKL on both cores, for a large activation
+        self.out = np.tanh(a) if out is None else out
         return self.out
 
     def backward(self, g):
@@ -264,6 +266,10 @@ class Sigmoid(Function):
         # 1 / (1 + e^-x): where e^-x overflows to inf the result is the correct
         # 0, and where x is very negative the quotient keeps its relative
         # precision, so no slower stable form (logaddexp) is needed.
+        out = vector_math.sigmoid(a)  # the same formula, MKL on both cores
+        if out is not None:
+            self.out = out
+            return out
         out = np.negative(a)
         with np.errstate(over="ignore"):
             np.exp(out, out=out)

@@ -1,28 +1,19 @@
-"""Matrix products: MKL's GEMM when the ``mkl`` wheel is installed, else NumPy's.
+"""Matrix products: MKL's GEMM when the ``mkl`` wheel is installed (``mkl.py``),
+else NumPy's.
 
 Most of a training step is matrix products: Linear's three, and a
-convolution's im2col GEMMs. NumPy sends them to the OpenBLAS it ships with;
-on the CPUs we measured (bench/README.md), MKL's ``cblas_sgemm`` runs the
-same products 1.2-2.4x faster, most where one dimension is small (a weight
-gradient's (O, N*H*W) x (N*H*W, K)). ``matmul`` calls it through ctypes on
-2-D float operands whose rows or columns are contiguous (NumPy's transposed
-views included: BLAS reads them with its transpose flag, no copy), and hands
-everything else to ``np.matmul``. MKL is loaded on the first product large
-enough to use it (``MIN_FLOPS``), so a small model never loads it.
-
-Both libraries round differently, so a run's numbers depend on which one
-ran; each is deterministic on its own (the same inputs give the same bits,
-whatever their alignment: tests/test_gemm.py), which keeps resume exact.
-``MICROGRAD_GEMM=numpy`` (or ``use("numpy")``) keeps NumPy's.
+convolution's im2col GEMMs. ``matmul`` calls MKL's ``cblas_?gemm`` on 2-D float
+operands whose rows or columns are contiguous (NumPy's transposed views
+included: BLAS reads them with its transpose flag, no copy), and hands
+everything else, and products below ``MIN_FLOPS``, to ``np.matmul``.
 """
 from __future__ import annotations
 
 import ctypes
-import glob
-import os
-import sys
 
 import numpy as np
+
+from . import mkl
 
 #: Smallest product (multiply-adds, m*n*k) sent to MKL. A call costs about 8 us
 #: (ctypes and MKL's dispatch) against NumPy's 1, and inside the steps of
@@ -34,78 +25,19 @@ MIN_FLOPS = 1 << 20
 MIN_FLOPS_VECTOR = 1 << 18
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
-_gemm = None  # {dtype: cblas function} once loaded; False when MKL is absent or off
-_openblas_limit = None  # threadpoolctl's limiter holding OpenBLAS at one thread
+_functions = {}  # dtype -> MKL's cblas_?gemm, bound on first use
 
 
-def _find_mkl():
-    """libmkl_rt from the ``mkl`` wheel (installed into the environment's lib/)."""
-    names = ("libmkl_rt.so.3", "libmkl_rt.so.2", "libmkl_rt.so", "libmkl_rt.dylib",
-             "mkl_rt.2.dll", "mkl_rt.dll")
-    roots = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(sys.executable))}
-    for root in roots:
-        for sub in ("lib", "Library/bin"):
-            for name in names:
-                path = os.path.join(root, sub, name)
-                if os.path.exists(path):
-                    return path
-        found = sorted(glob.glob(os.path.join(root, "lib", "libmkl_rt.so*")))
-        if found:
-            return found[-1]
-    return None
-
-
-def _load():
-    global _gemm, _openblas_limit
-    _gemm = False
-    if os.environ.get("MICROGRAD_GEMM", "mkl").strip().lower() == "numpy":
-        return
-    path = _find_mkl()
-    if path is None:
-        return
-    try:
-        import threadpoolctl
-    except ImportError:
-        return
-    try:
-        lib = ctypes.CDLL(path)
-        functions = {}
-        for dtype, name, scalar in ((np.float32, "cblas_sgemm", ctypes.c_float),
-                                    (np.float64, "cblas_dgemm", ctypes.c_double)):
-            fn = getattr(lib, name)
-            fn.restype = None
-            fn.argtypes = ([ctypes.c_int] * 6 + [scalar, ctypes.c_void_p, ctypes.c_int,
-                                                 ctypes.c_void_p, ctypes.c_int, scalar,
-                                                 ctypes.c_void_p, ctypes.c_int])
-            functions[np.dtype(dtype)] = fn
-    except (OSError, AttributeError):  # a broken or foreign install: NumPy's GEMM runs
-        return
-    # The small products left to NumPy then run on one OpenBLAS thread: MKL's
-    # OpenMP workers spin for a while after each GEMM, and OpenBLAS's two
-    # threads waking beside them made a 20 us product take 2 ms.
-    _openblas_limit = threadpoolctl.ThreadpoolController().select(
-        internal_api="openblas").limit(limits=1)
-    _gemm = functions
-
-
-def available() -> bool:
-    """Whether ``matmul`` uses MKL (loads it on the first call)."""
-    if _gemm is None:
-        _load()
-    return bool(_gemm)
-
-
-def use(backend: str) -> None:
-    """Choose MKL (``"mkl"``, when installed) or NumPy's GEMM (``"numpy"``) for the
-    rest of this process; tests and benchmarks compare the two."""
-    global _gemm, _openblas_limit
-    if backend not in ("mkl", "numpy"):
-        raise ValueError(f"backend must be 'mkl' or 'numpy', got {backend!r}")
-    os.environ["MICROGRAD_GEMM"] = backend
-    if _openblas_limit is not None:
-        _openblas_limit.restore_original_limits()
-        _openblas_limit = None
-    _gemm = None
+def _gemm(dtype):
+    fn = _functions.get(dtype)
+    if fn is None and dtype in (np.float32, np.float64):
+        scalar = ctypes.c_float if dtype == np.float32 else ctypes.c_double
+        fn = mkl.bind("cblas_sgemm" if dtype == np.float32 else "cblas_dgemm", None,
+                      *[ctypes.c_int] * 6, scalar, ctypes.c_void_p, ctypes.c_int,
+                      ctypes.c_void_p, ctypes.c_int, scalar, ctypes.c_void_p, ctypes.c_int)
+        if fn is not None:
+            _functions[dtype] = fn
+    return fn
 
 
 def _layout(a):
@@ -135,7 +67,7 @@ def matmul(a, b, out=None):
     """
     if (b.ndim == 2 and a.ndim in (1, 2) and a.dtype == b.dtype and a.dtype.kind == "f"
             and a.size * b.shape[1] >= (MIN_FLOPS if a.ndim == 2 else MIN_FLOPS_VECTOR)
-            and a.size and b.size and available() and a.dtype in _gemm):
+            and a.size and b.size and _gemm(a.dtype) is not None):
         a2 = a[None] if a.ndim == 1 else a
         m, k = a2.shape
         n = b.shape[1]
@@ -147,13 +79,13 @@ def matmul(a, b, out=None):
                 result = out if out.ndim == 2 else out[None]
             lc = _layout(result) if result.shape == (m, n) and result.dtype == a.dtype else None
             if lc is not None and lc[0] == _NO_TRANS:
-                _gemm[a.dtype](_ROW_MAJOR, la[0], lb[0], m, n, k, 1.0, a2.ctypes.data, la[1],
+                _gemm(a.dtype)(_ROW_MAJOR, la[0], lb[0], m, n, k, 1.0, a2.ctypes.data, la[1],
                                b.ctypes.data, lb[1], 0.0, result.ctypes.data, lc[1])
                 if out is not None:
                     return out
                 return result[0] if a.ndim == 1 else result
     if (out is None and a.ndim == 3 and b.ndim == 3 and len(a) == len(b) > 1
-            and a.shape[1] * a.shape[2] * b.shape[2] >= MIN_FLOPS and available()):
+            and a.shape[1] * a.shape[2] * b.shape[2] >= MIN_FLOPS and mkl.available()):
         # A stack of products (a grouped convolution's, one per group), each through MKL.
         result = np.empty((len(a), a.shape[1], b.shape[2]), dtype=np.result_type(a, b))
         for i in range(len(a)):
