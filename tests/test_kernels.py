@@ -367,3 +367,39 @@ def test_a_numba_that_cannot_load_leaves_the_numpy_code(monkeypatch):
     assert kernels.loops() is None
     monkeypatch.setattr(builtins, "__import__", real_import)
     kernels._loops = None
+
+
+def test_per_sample_loops_give_the_same_bits_on_every_core(monkeypatch):
+    """Each _PerSample loop run with its samples spread over the cores (as for
+    arrays of PARALLEL_MIN_BYTES or more) against the plain loop: the same bits."""
+    pytest.importorskip("numba")
+    kernels.use("numba")
+    loops = kernels.loops()
+    per_sample = {name: fn for name, fn in vars(loops).items()
+                  if isinstance(fn, loops._PerSample)}
+    assert len(per_sample) >= 10
+    used = set()
+    for name, fn in per_sample.items():
+        monkeypatch.setattr(fn, "parallel",
+                            lambda *a, _f=fn.parallel, _n=name: used.add(_n) or _f(*a))
+
+    def run(parallel):
+        monkeypatch.setattr(loops, "PARALLEL_MIN_BYTES", 0 if parallel else 1 << 60)
+        mt.manual_seed(0)
+        model = mn.fuse(mn.Sequential(
+            mn.Conv2d(3, 4, 3, padding=1), mn.BatchNorm2d(4), mn.MaxPool2d(2),       # tiled
+            mn.Conv2d(4, 4, 3, padding=1), mn.BatchNorm2d(4), mn.MaxPool2d(3, 2, 1),  # general
+            mn.MaxPool2d(2, 1), mn.ReLU(), mn.AvgPool2d(2, 1),   # overlapping pooling
+            mn.Conv2d(4, 4, 1), mn.MaxPool2d(2), mn.Flatten(),    # tiling max pool
+            mn.Linear(4, 6), mn.BatchNorm1d(6), mn.Tanh(), mn.Linear(6, 2))).double()
+        x = mt.Tensor(np.random.default_rng(0).standard_normal((5, 3, 16, 16)),
+                      requires_grad=True)
+        y = model(x)
+        (y * mt.Tensor(np.random.default_rng(1).standard_normal(y.shape))).sum().backward()
+        return [y.data, x.grad.data] + [p.grad.data for p in model.parameters()]
+    plain = run(False)
+    assert not used
+    spread = run(True)
+    for a, b in zip(plain, spread):
+        np.testing.assert_array_equal(a, b)
+    assert used == set(per_sample)  # every one ran on every core

@@ -14,10 +14,62 @@ multiplies a float32 array.
 keep LLVM from vectorising the loops. No ``fastmath``: the float operations
 stay in the written order, so the bits match the NumPy passes.
 """
+import functools
+import os
+import types
+
 import numba
 import numpy as np
 
 _jit = numba.njit(cache=True, error_model="numpy", nogil=True)
+if not {"NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY"} & set(os.environ):
+    # OpenMP's threads first: beside MKL's own OpenMP workers they ran the
+    # parallel loops fastest (TBB, which the mkl wheel brings, 3% slower;
+    # numba's own workqueue 20%: bench/README.md).
+    numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
+_parallel_jit = numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
+
+#: Bytes of a loop's largest array from which a per-sample loop spreads its
+#: samples over the cores: below it starting the threads costs more than they
+#: save (bench/README.md).
+PARALLEL_MIN_BYTES = 1 << 20
+
+
+#: Rows of a matrix whose sums a reduction loop keeps apart (``_in_order``).
+_BLOCK_ROWS = 1024
+
+
+@_jit
+def _in_order(parts):
+    """Column sums of (blocks, C) partial sums, block after block: the same bits
+    whether the blocks were summed on one core or several (a sum over the whole
+    batch, accumulated by one thread in the threads' order, would not be)."""
+    total = np.zeros(parts.shape[1], dtype=np.float64)
+    for b in range(parts.shape[0]):
+        for k in range(parts.shape[1]):
+            total[k] += parts[b, k]
+    return total
+
+
+class _PerSample:
+    """A loop whose outermost ``numba.prange`` runs over samples (or row blocks),
+    compiled twice: as a plain loop, and with its samples spread over the cores
+    (numba's ``parallel=True``) for arrays of ``PARALLEL_MIN_BYTES`` or more,
+    where a memory-bound pass over a large activation runs about twice as fast
+    on two cores. Each sample's outputs are written by one thread only, in the
+    same order, so both give the same bits (tests/test_kernels.py)."""
+
+    def __init__(self, fn):
+        functools.update_wrapper(self, fn)
+        # A copy under its own name: numba's disk cache is keyed by the function's
+        # name, and the two compilations must not load each other's code.
+        twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_parallel")
+        twin.__qualname__ = fn.__qualname__ + "_parallel"
+        self.serial, self.parallel = _jit(fn), _parallel_jit(twin)
+
+    def __call__(self, *args):
+        size = max(a.nbytes for a in args if isinstance(a, np.ndarray))
+        return (self.parallel if size >= PARALLEL_MIN_BYTES else self.serial)(*args)
 
 
 @_jit
@@ -70,13 +122,13 @@ def rmsprop(param, grad, square_avg, alpha, one_minus_alpha, lr, eps, weight_dec
         p[i] -= lr * gi / (np.sqrt(si) + eps)
 
 
-@_jit
+@_PerSample
 def col2im_add(parts, gx, out_h, out_w, kh, kw, sh, sw, dh, dw):
     """Add the im2col-shaped gradient ``parts`` (rows (n, oh, ow), columns (i, j, c))
     onto the padded channels-last input gradient ``gx`` (N, Hp, Wp, C): each
     row's kh*kw blocks go to the input cells its window read."""
     n, c = gx.shape[0], gx.shape[3]
-    for s in range(n):
+    for s in numba.prange(n):
         for oh in range(out_h):
             for ow in range(out_w):
                 row = (s * out_h + oh) * out_w + ow
@@ -89,13 +141,13 @@ def col2im_add(parts, gx, out_h, out_w, kh, kw, sh, sw, dh, dw):
                             gx[s, y, x, k] += parts[row, base + k]
 
 
-@_jit
+@_PerSample
 def max_pool(xp, out, which, kh, kw, sh, sw, dh, dw):
     """Max pooling of the padded channels-last ``xp`` (N, Hp, Wp, C) into ``out``
     (N, OH, OW, C), with ``which`` window offset (i * kw + j) won: the first of
     tied maxima, as MaxPool2d's NumPy passes record it (NaN propagates)."""
     n, out_h, out_w, c = out.shape
-    for s in range(n):
+    for s in numba.prange(n):
         for oh in range(out_h):
             for ow in range(out_w):
                 y0, x0 = oh * sh, ow * sw
@@ -116,12 +168,12 @@ def max_pool(xp, out, which, kh, kw, sh, sw, dh, dw):
                                 out[s, oh, ow, k] = v
 
 
-@_jit
+@_PerSample
 def max_pool_backward(g, which, gx, kw, sh, sw, dh, dw):
     """Add each output cell's gradient ``g`` onto the input cell that won its
     window in ``gx`` (N, Hp, Wp, C), zeroed by the caller."""
     n, out_h, out_w, c = g.shape
-    for s in range(n):
+    for s in numba.prange(n):
         for oh in range(out_h):
             for ow in range(out_w):
                 for k in range(c):
@@ -130,14 +182,14 @@ def max_pool_backward(g, which, gx, kw, sh, sw, dh, dw):
                     gx[s, oh * sh + i * dh, ow * sw + j * dw, k] += g[s, oh, ow, k]
 
 
-@_jit
+@_PerSample
 def max_pool_backward_disjoint(g, which, gx, kh, kw):
     """``max_pool_backward`` for windows that tile the input (stride = kernel, no
     dilation): every covered cell of ``gx`` is written once, in memory order,
     with its window's gradient or 0; the caller zeroes only the cells no window
     covers."""
     n, out_h, out_w, c = g.shape
-    for s in range(n):
+    for s in numba.prange(n):
         for oh in range(out_h):
             for i in range(kh):
                 y = oh * kh + i
@@ -148,13 +200,13 @@ def max_pool_backward_disjoint(g, which, gx, kh, kw):
                             gx[s, y, x, k] = g[s, oh, ow, k] if which[s, oh, ow, k] == offset else 0
 
 
-@_jit
+@_PerSample
 def relu_avg_pool(xp, out, kh, kw, sh, sw, scale):
     """avg_pool2d(relu(x)) of the padded channels-last ``xp`` into ``out``: each
     window's rectified values summed in ReLUAvgPool2d's offset order, then scaled."""
     n, out_h, out_w, c = out.shape
     zero = out.dtype.type(0)
-    for s in range(n):
+    for s in numba.prange(n):
         for oh in range(out_h):
             for ow in range(out_w):
                 y0, x0 = oh * sh, ow * sw
@@ -173,7 +225,7 @@ def relu_avg_pool(xp, out, kh, kw, sh, sw, scale):
                     out[s, oh, ow, k] *= scale
 
 
-@_jit
+@_PerSample
 def relu_avg_pool_backward(g, xp, gx, kh, kw, sh, sw, scale):
     """Each output cell's share ``g * scale`` added onto its window's cells of
     ``gx`` (zeroed by the caller), then kept only where the input was positive.
@@ -181,7 +233,7 @@ def relu_avg_pool_backward(g, xp, gx, kh, kw, sh, sw, scale):
     so each cell sums its shares in the same order: the same bits."""
     n, out_h, out_w, c = g.shape
     zero = gx.dtype.type(0)
-    for s in range(n):
+    for s in numba.prange(n):
         for i in range(kh):
             for j in range(kw):
                 for oh in range(out_h):
@@ -214,7 +266,7 @@ def activation_backward(g, out, gx, sigmoid):
                     gx[i, j, k, m] = g[i, j, k, m] * d
 
 
-@_jit
+@_PerSample
 def batch_norm_max_pool(x, scale, shift, out, which, kh, kw, sh, sw, ph, pw, dh, dw, relu):
     """max_pool2d(x * scale + shift) of the channels-last ``x`` (N, H, W, C) into
     ``out`` (N, OH, OW, C) without writing the normalised activation: each
@@ -225,7 +277,7 @@ def batch_norm_max_pool(x, scale, shift, out, which, kh, kw, sh, sw, ph, pw, dh,
     n, h, w, c = x.shape
     out_h, out_w = out.shape[1], out.shape[2]
     lowest = -np.inf
-    for s in range(n):
+    for s in numba.prange(n):
         for oh in range(out_h):
             for ow in range(out_w):
                 for k in range(c):
@@ -253,15 +305,16 @@ def batch_norm_max_pool(x, scale, shift, out, which, kh, kw, sh, sw, ph, pw, dh,
                             out[s, oh, ow, k] = 0
 
 
-@_jit
+@_PerSample
 def batch_norm_max_pool_sums(g, which, x, mean, kw, sh, sw, ph, pw, dh, dw):
     """Per channel, sum(g) and sum(g * (x_winner - mean)) over the pooled cells,
     in float64: the two sums BatchNorm's backward needs, read straight from the
-    pooled gradient (each cell's gradient goes to its window's winner only)."""
+    pooled gradient (each cell's gradient goes to its window's winner only).
+    Each sample's sums apart, then added in sample order (``_in_order``)."""
     n, out_h, out_w, c = g.shape
-    sum_g = np.zeros(c, dtype=np.float64)
-    sum_gdev = np.zeros(c, dtype=np.float64)
-    for s in range(n):
+    part_g = np.zeros((n, c), dtype=np.float64)
+    part_gdev = np.zeros((n, c), dtype=np.float64)
+    for s in numba.prange(n):
         for oh in range(out_h):
             for ow in range(out_w):
                 for k in range(c):
@@ -271,18 +324,17 @@ def batch_norm_max_pool_sums(g, which, x, mean, kw, sh, sw, ph, pw, dh, dw):
                     if y < 0 or y >= x.shape[1] or xx < 0 or xx >= x.shape[2]:
                         continue  # no cell won (a NaN first in a padded window)
                     gk = g[s, oh, ow, k]
-                    sum_g[k] += gk
-                    sum_gdev[k] += gk * (x[s, y, xx, k] - mean[k])
-    return sum_g, sum_gdev
+                    part_g[s, k] += gk
+                    part_gdev[s, k] += gk * (x[s, y, xx, k] - mean[k])
+    return _in_order(part_g), _in_order(part_gdev)
 
-
-@_jit
+@_PerSample
 def batch_norm_max_pool_input_grad(g, which, x, mean, a, b, const, gx, kw, sh, sw, ph, pw,
                                    dh, dw):
     """gx = b * (x - mean) + const everywhere, plus a * g at each window's winner:
     BatchNorm's input gradient for a gradient that MaxPool2d sends to winners only."""
     n, h, w, c = x.shape
-    for s in range(n):
+    for s in numba.prange(n):
         for y in range(h):
             for xx in range(w):
                 for k in range(c):
@@ -299,7 +351,7 @@ def batch_norm_max_pool_input_grad(g, which, x, mean, a, b, const, gx, kw, sh, s
                     gx[s, y, xx, k] += a[k] * g[s, oh, ow, k]
 
 
-@_jit
+@_PerSample
 def batch_norm_max_pool_sums_tiled(g, which, x, mean, kh, kw):
     """``batch_norm_max_pool_sums`` for windows that tile the input (stride =
     kernel, no padding, dilation or ceil_mode), in memory order: each input cell
@@ -307,32 +359,30 @@ def batch_norm_max_pool_sums_tiled(g, which, x, mean, kh, kw):
     over the channels."""
     n, h, w, c = x.shape
     out_h, out_w = g.shape[1], g.shape[2]
-    sum_g = np.zeros(c, dtype=np.float64)
-    sum_gdev = np.zeros(c, dtype=np.float64)
+    part_g = np.zeros((n, c), dtype=np.float64)
+    part_gdev = np.zeros((n, c), dtype=np.float64)
     zero = x.dtype.type(0)
-    for s in range(n):
+    for s in numba.prange(n):
         for oh in range(out_h):
             for ow in range(out_w):
                 for k in range(c):
-                    sum_g[k] += g[s, oh, ow, k]
-    for s in range(n):
+                    part_g[s, k] += g[s, oh, ow, k]
         for y in range(out_h * kh):
             oh, i = y // kh, y % kh
             for xx in range(out_w * kw):
                 ow, offset = xx // kw, i * kw + xx % kw
                 for k in range(c):
                     gk = g[s, oh, ow, k] if which[s, oh, ow, k] == offset else zero
-                    sum_gdev[k] += gk * (x[s, y, xx, k] - mean[k])
-    return sum_g, sum_gdev
+                    part_gdev[s, k] += gk * (x[s, y, xx, k] - mean[k])
+    return _in_order(part_g), _in_order(part_gdev)
 
-
-@_jit
+@_PerSample
 def batch_norm_max_pool_input_grad_tiled(g, which, x, mean, a, b, const, gx, kh, kw):
     """gx = a * g at the winners + b * (x - mean) + const, for tiling windows, in one
     pass over x in memory order (cells no window covers get no g term)."""
     n, h, w, c = x.shape
     out_h, out_w = g.shape[1], g.shape[2]
-    for s in range(n):
+    for s in numba.prange(n):
         for y in range(h):
             oh, i = y // kh, y % kh
             for xx in range(w):
@@ -345,57 +395,61 @@ def batch_norm_max_pool_input_grad_tiled(g, which, x, mean, a, b, const, gx, kh,
                     gx[s, y, xx, k] = v
 
 
-@_jit
+@_PerSample
 def column_moments(matrix):
     """Per-column mean and biased variance of (M, C) in one pass, accumulated in
     float64 about the first row (shifted sums: no cancellation when the mean
-    dwarfs the spread, as long as the first row is a typical one)."""
+    dwarfs the spread, as long as the first row is a typical one); each block
+    of ``_BLOCK_ROWS`` rows apart, then added in order."""
     rows, c = matrix.shape
     first = np.empty(c, dtype=np.float64)
-    total = np.zeros(c, dtype=np.float64)
-    squares = np.zeros(c, dtype=np.float64)
     for k in range(c):
         first[k] = matrix[0, k]
-    for r in range(rows):
-        for k in range(c):
-            d = matrix[r, k] - first[k]
-            total[k] += d
-            squares[k] += d * d
-    mean = total / rows
-    return first + mean, squares / rows - mean * mean
+    blocks = (rows + _BLOCK_ROWS - 1) // _BLOCK_ROWS
+    total = np.zeros((blocks, c), dtype=np.float64)
+    squares = np.zeros((blocks, c), dtype=np.float64)
+    for b in numba.prange(blocks):
+        for r in range(b * _BLOCK_ROWS, min(rows, (b + 1) * _BLOCK_ROWS)):
+            for k in range(c):
+                d = matrix[r, k] - first[k]
+                total[b, k] += d
+                squares[b, k] += d * d
+    mean = _in_order(total) / rows
+    return first + mean, _in_order(squares) / rows - mean * mean
 
-
-@_jit
+@_PerSample
 def scale_shift(matrix, scale, shift, out):
     """BatchNorm's forward on (M, C): out = matrix * scale + shift per column (the
     NumPy code's multiply then add, so the same bits)."""
     rows, c = matrix.shape
-    for r in range(rows):
+    for r in numba.prange(rows):
         for k in range(c):
             out[r, k] = matrix[r, k] * scale[k] + shift[k]
 
 
-@_jit
+@_PerSample
 def batch_norm_sums(matrix, g, mean):
     """BatchNorm's backward sums on (M, C): per column sum(g) and
-    sum(g * (x - mean)), accumulated in float64, in one pass over both."""
+    sum(g * (x - mean)), accumulated in float64, in one pass over both (each
+    block of ``_BLOCK_ROWS`` rows apart, then added in order)."""
     rows, c = matrix.shape
-    sum_g = np.zeros(c, dtype=np.float64)
-    sum_gdev = np.zeros(c, dtype=np.float64)
-    for r in range(rows):
-        for k in range(c):
-            gk = g[r, k]
-            sum_g[k] += gk
-            sum_gdev[k] += gk * (matrix[r, k] - mean[k])
-    return sum_g, sum_gdev
+    blocks = (rows + _BLOCK_ROWS - 1) // _BLOCK_ROWS
+    part_g = np.zeros((blocks, c), dtype=np.float64)
+    part_gdev = np.zeros((blocks, c), dtype=np.float64)
+    for b in numba.prange(blocks):
+        for r in range(b * _BLOCK_ROWS, min(rows, (b + 1) * _BLOCK_ROWS)):
+            for k in range(c):
+                gk = g[r, k]
+                part_g[b, k] += gk
+                part_gdev[b, k] += gk * (matrix[r, k] - mean[k])
+    return _in_order(part_g), _in_order(part_gdev)
 
-
-@_jit
+@_PerSample
 def batch_norm_input_grad(matrix, g, mean, a, b, const, training, gx):
     """gx = a*g + b*(x - mean) + const per column of (M, C) in training (the
     batch statistics' terms), else a*g; in one pass."""
     rows, c = matrix.shape
-    for r in range(rows):
+    for r in numba.prange(rows):
         if training:
             for k in range(c):
                 gx[r, k] = g[r, k] * a[k] + (matrix[r, k] - mean[k]) * b[k] + const[k]
