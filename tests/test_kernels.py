@@ -396,7 +396,12 @@ def test_per_sample_loops_give_the_same_bits_on_every_core(monkeypatch):
                       requires_grad=True)
         y = model(x)
         (y * mt.Tensor(np.random.default_rng(1).standard_normal(y.shape))).sum().backward()
-        return [y.data, x.grad.data] + [p.grad.data for p in model.parameters()]
+        grads = [p.grad.data.copy() for p in model.parameters()]
+        params = list(model.parameters())
+        for optimizer in (mt.Adam(params[0::3]), mt.SGD(params[1::3], lr=0.1, momentum=0.9),
+                          mt.RMSprop(params[2::3])):
+            optimizer.step()
+        return [y.data, x.grad.data] + grads + [p.data for p in params]
     plain = run(False)
     assert not used
     spread = run(True)

@@ -30,9 +30,10 @@ if not {"NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY"} & set(os.envi
 _parallel_jit = numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
 
 #: Bytes of a loop's largest array from which a per-sample loop spreads its
-#: samples over the cores: below it starting the threads costs more than they
-#: save (bench/README.md).
-PARALLEL_MIN_BYTES = 1 << 20
+#: samples over the cores (the loops' own threshold, kernels.MIN_BYTES, as
+#: well: in the suite's steps 256 kB to 4 MB was the fastest choice on every
+#: network, bench/README.md). Tests set it to 0 to run the parallel code.
+PARALLEL_MIN_BYTES = 256 << 10
 
 
 #: Rows of a matrix whose sums a reduction loop keeps apart (``_in_order``).
@@ -248,22 +249,22 @@ def relu_avg_pool_backward(g, xp, gx, kh, kw, sh, sw, scale):
                         gx[s, y, x, k] = zero
 
 
-@_jit
+@_PerSample
 def activation_backward(g, out, gx, sigmoid):
     """gx = g * (1 - out * out) (tanh), or g * (out * (1 - out)) with ``sigmoid``,
     over 4-D arrays of any strides (a convolution's cropped gradient included)
     visited in C order. Callers pass channels-last views with adjacent axes
     merged where the strides allow (``kernels.merged``): the longer the last
-    axis, the better LLVM vectorises the loop."""
+    axis, the better LLVM vectorises the loop; the first three axes are spread
+    over the cores."""
     one = out.dtype.type(1)
     n0, n1, n2, n3 = out.shape
-    for i in range(n0):
-        for j in range(n1):
-            for k in range(n2):
-                for m in range(n3):
-                    o = out[i, j, k, m]
-                    d = (one - o) * o if sigmoid else one - o * o
-                    gx[i, j, k, m] = g[i, j, k, m] * d
+    for t in numba.prange(n0 * n1 * n2):
+        i, j, k = t // (n1 * n2), (t // n2) % n1, t % n2
+        for m in range(n3):
+            o = out[i, j, k, m]
+            d = (one - o) * o if sigmoid else one - o * o
+            gx[i, j, k, m] = g[i, j, k, m] * d
 
 
 @_PerSample
