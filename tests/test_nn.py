@@ -617,3 +617,18 @@ def test_deepcopy_and_pickle_give_independent_equal_models():
         assert clone[0].weight is not model[0].weight
         assert isinstance(clone[3].weight, mn.Parameter)
         np.testing.assert_array_equal(clone.eval()(x).data, model.eval()(x).data)
+
+
+@pytest.mark.parametrize("shape", [(7, 3), (1,), (4, 5, 3)])  # odd sizes: half a draw left
+def test_dropout_masks_follow_the_seed_whatever_the_dtype(shape):
+    masks = []
+    for dtype in (np.float32, np.float64):
+        manual_seed(5)
+        masks.append(mn.Dropout(0.4)(Tensor(np.ones(shape), dtype=dtype)).data != 0)
+    np.testing.assert_array_equal(*masks)
+    manual_seed(5)
+    # the draw is 32 bits a value, compared with p * 2^32
+    from micrograd.engine.random import default_generator
+    bits = default_generator().bit_generator.random_raw((int(np.prod(shape)) + 1) // 2)
+    expected = bits.view(np.uint32)[:int(np.prod(shape))] >= round(0.4 * 2**32)
+    np.testing.assert_array_equal(masks[0].ravel(), expected)
