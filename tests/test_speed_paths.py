@@ -294,3 +294,26 @@ def test_few_channel_nchw_input_is_unfolded_from_nchw_with_torchs_numbers(kwargs
         y = ours(mt.Tensor(x_np, dtype=mt.float64))
     np.testing.assert_allclose(y.data, theirs(torch.from_numpy(x_np)).detach().numpy(),
                                rtol=1e-6, atol=1e-12)
+
+
+def test_a_batch_norm_that_does_not_fold_takes_the_layers_bias_under_no_grad():
+    """A wide Linear on a small batch (weight larger than output): the BatchNorm
+    normalises the output, and under no_grad subtracts the bias from its mean
+    instead of a pass adding it; with gradients on, the two nodes as before."""
+    make = lambda nn: nn.Sequential(nn.Linear(40, 30), nn.BatchNorm1d(30), nn.Tanh())
+    fused = mn.fuse(make(mn)).to(mt.float64)
+    theirs = make(torch.nn).double()
+    with torch.no_grad():
+        theirs[1].running_mean.copy_(torch.linspace(-1, 1, 30, dtype=torch.float64))
+        theirs[1].running_var.copy_(torch.linspace(0.5, 2, 30, dtype=torch.float64))
+    x = rand(4, 40)  # 4 x 30 outputs < 40 x 30 weights: no fold
+    assert_torch_parity(fused, theirs, x, train=False)
+    seen = []
+    normalise = fused[1].normalise
+    fused[1].normalise = lambda input, bias=None: seen.append(bias) or normalise(input, bias)
+    with mt.no_grad():
+        y = fused(mt.Tensor(x, dtype=mt.float64))
+    assert seen[0] is fused[0].bias  # the bias went to the BatchNorm
+    with torch.no_grad():
+        expected = theirs(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(y.data, expected, rtol=1e-12, atol=1e-12)

@@ -29,6 +29,7 @@ Only these exact classes are fused: a subclass may have overridden ``forward``.
 from __future__ import annotations
 
 from micrograd import kernels
+from micrograd.engine.autograd import is_grad_enabled
 from micrograd.engine.conv import conv_output_size
 
 from . import functional as F
@@ -312,9 +313,14 @@ class _FoldedBatchNorm:
     def forward(self, input):
         return input
 
-    def normalise(self, input):
-        """What this BatchNorm computes as a layer of its own."""
-        return super().forward(input)
+    def normalise(self, input, bias=None):
+        """What this BatchNorm computes as a layer of its own; under evaluation, of
+        ``input + bias`` when a layer's ``bias`` is given (subtracted from the
+        running mean instead of added to the input: one pass less)."""
+        if bias is None:
+            return super().forward(input)
+        running_mean, *args = self._normalisation_args(input)
+        return F.batch_norm(input, running_mean - bias, *args)
 
 
 class FoldedBatchNorm2d(_FoldedBatchNorm, BatchNorm2d):
@@ -338,8 +344,14 @@ class _WithBatchNorm:
     def forward(self, input):
         bn = self._batch_norm
         x = F._tensor(input)
-        if bn.training or x.ndim not in self._input_dims or not self._folding_pays(x):
+        if bn.training or x.ndim not in self._input_dims:
             return bn.normalise(super().forward(x))
+        if not self._folding_pays(x):
+            if self.bias is None or is_grad_enabled():
+                return bn.normalise(super().forward(x))
+            # Under no_grad the layer's bias goes into the mean the BatchNorm
+            # subtracts, rather than a pass adding it to the output.
+            return bn.normalise(self._with_weights(x, self.weight, None), self.bias)
         scale = (bn.running_var + bn.eps) ** -0.5
         if bn.weight is not None:
             scale = scale * bn.weight
