@@ -383,12 +383,14 @@ def test_per_sample_loops_give_the_same_bits_on_every_core(monkeypatch):
         monkeypatch.setattr(fn, "parallel",
                             lambda *a, _f=fn.parallel, _n=name: used.add(_n) or _f(*a))
 
+    monkeypatch.setattr(loops, "THREADS", 2)  # the compiled im2col, on a one-core machine too
+
     def run(parallel):
         monkeypatch.setattr(loops, "PARALLEL_MIN_BYTES", 0 if parallel else 1 << 60)
         mt.manual_seed(0)
         model = mn.fuse(mn.Sequential(
-            mn.Conv2d(3, 4, 3, padding=1), mn.BatchNorm2d(4), mn.MaxPool2d(2),       # tiled
-            mn.Conv2d(4, 4, 3, padding=1), mn.BatchNorm2d(4), mn.MaxPool2d(3, 2, 1),  # general
+            mn.Conv2d(3, 8, 3, padding=1), mn.BatchNorm2d(8), mn.MaxPool2d(2),       # tiled
+            mn.Conv2d(8, 4, 3, padding=1), mn.BatchNorm2d(4), mn.MaxPool2d(3, 2, 1),  # general
             mn.MaxPool2d(2, 1), mn.ReLU(), mn.AvgPool2d(2, 1),   # overlapping pooling
             mn.Conv2d(4, 4, 1), mn.MaxPool2d(2), mn.Flatten(),    # tiling max pool
             mn.Linear(4, 6), mn.BatchNorm1d(6), mn.Tanh(), mn.Linear(6, 2))).double()
@@ -408,3 +410,35 @@ def test_per_sample_loops_give_the_same_bits_on_every_core(monkeypatch):
     for a, b in zip(plain, spread):
         np.testing.assert_array_equal(a, b)
     assert used == set(per_sample)  # every one ran on every core
+
+
+@pytest.mark.parametrize("kwargs", [dict(padding=1), dict(stride=2, padding=2),
+                                    dict(dilation=2, padding=1), dict(padding=(0, 2))])
+@pytest.mark.parametrize("grad", [True, False])
+def test_compiled_im2col_builds_numpys_matrix(kwargs, grad, monkeypatch):
+    """From the unpadded channels-last input, padding written as zeros: the same
+    matrix, so the same output and weight gradient bits (kept for backward, or
+    built a piece at a time under no_grad)."""
+    pytest.importorskip("numba")
+    nhwc = np.random.default_rng(0).standard_normal((3, 9, 7, 8))
+    results, built = [], []
+    for backend in ("numpy", "numba"):
+        kernels.use(backend)
+        if backend == "numba":
+            loops = kernels.loops()
+            monkeypatch.setattr(loops, "THREADS", 2)
+            im2col = loops.im2col
+            monkeypatch.setattr(loops, "im2col", lambda *a: built.append(1) or im2col(*a))
+        mt.manual_seed(0)
+        conv = mn.Conv2d(8, 5, 3, **kwargs).double()
+        x = mt.Tensor(nhwc.transpose(0, 3, 1, 2))  # channels-last, as a layer leaves it
+        if grad:
+            y = conv(x)
+            (y * mt.Tensor(np.random.default_rng(1).standard_normal(y.shape))).sum().backward()
+            results.append([y.data, conv.weight.grad.data, conv.bias.grad.data])
+        else:
+            with mt.no_grad():
+                results.append([conv(x).data])
+    assert built
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)

@@ -134,6 +134,23 @@ def _nchw_im2col(x, geometry, dilation, out_size, bias, start=0, stop=None):
 NCHW_IM2COL_MAX_CHANNELS = 4
 
 
+#: Fewest input channels for which the compiled im2col runs: its window runs
+#: are C values long, and with fewer NumPy's strided copy of the padded input
+#: was as fast (bench/README.md).
+COMPILED_IM2COL_MIN_CHANNELS = 8
+
+
+def _compiled_im2col(x, kh, kw):
+    """The compiled loops when they build x's im2col matrix: a channels-last x
+    (a layer's output) of at least ``COMPILED_IM2COL_MIN_CHANNELS`` channels and
+    ``kernels.MIN_BYTES``, a kernel larger than 1 x 1, and more than one thread
+    (on one, NumPy's copy of the padded input is faster)."""
+    if x.shape[1] < COMPILED_IM2COL_MIN_CHANNELS or (kh, kw) == (1, 1):
+        return None
+    loops = kernels.for_arrays(x.transpose(0, 2, 3, 1))
+    return loops if loops is not None and loops.THREADS > 1 else None
+
+
 def _weight_matrix(w, b):
     """w (O, C, kh, kw) as (O, kh*kw*C), columns ordered as im2col's, with b as a
     last column when there is a bias."""
@@ -181,12 +198,27 @@ class Conv2d(Function):
                           and (kh, kw) != (1, 1))
         if self.nchw_cols:
             return self._forward_nchw(x, w, b, geometry, (oh, ow))
-        xp = _padded_nhwc(x, *geometry[4:])
-        s0, s1, s2, s3 = xp.strides
-        windows = np.lib.stride_tricks.as_strided(
-            xp, (n, oh, ow, kh, kw, c), (s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3),
-            writeable=False)
-        self.pointwise = (kh, kw, sh, sw) == (1, 1, 1, 1) and xp.shape[1:3] == (oh, ow)
+        bias = b is not None
+        loops = _compiled_im2col(x, kh, kw)
+        if loops is not None:
+            # Straight from the unpadded channels-last x, samples on both cores.
+            self.pointwise = False
+            nhwc, pads = x.transpose(0, 2, 3, 1), geometry[4:]
+
+            def im2col(start, stop):
+                cols = np.empty(((stop - start) * oh * ow, kh * kw * c + bias), dtype=x.dtype)
+                loops.im2col(nhwc[start:stop], cols, kh, kw, sh, sw, *pads, dh, dw, oh, ow, bias)
+                return cols
+        else:
+            xp = _padded_nhwc(x, *geometry[4:])
+            s0, s1, s2, s3 = xp.strides
+            windows = np.lib.stride_tricks.as_strided(
+                xp, (n, oh, ow, kh, kw, c), (s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3),
+                writeable=False)
+            self.pointwise = (kh, kw, sh, sw) == (1, 1, 1, 1) and xp.shape[1:3] == (oh, ow)
+
+            def im2col(start, stop):
+                return _im2col(windows[start:stop], bias)
         if self.pointwise:
             # A 1 x 1 convolution is one GEMM on the (N*H*W, C) matrix behind the
             # channels-last input: no window copy, the bias added in place.
@@ -200,18 +232,17 @@ class Conv2d(Function):
         wmat = _weight_matrix(w, b)
         if self.needs_input_grad[1] or b is not None and self.needs_input_grad[2]:
             # Kept for the weight gradient.
-            self.cols = _im2col(windows, b is not None)
+            self.cols = im2col(0, n)
             out = matmul(self.cols, wmat.T)
         else:
             # Nothing to keep (evaluation, frozen weights): build the matrix a
             # batch-piece at a time, so that its memory does not grow with the
             # batch (a 1000-image batch would need 140 MB here).
-            out = np.empty((n * oh * ow, o), dtype=np.result_type(xp, wmat))
-            step = max(1, _COLS_CHUNK_BYTES // (oh * ow * wmat.shape[1] * xp.itemsize))
+            out = np.empty((n * oh * ow, o), dtype=np.result_type(x, wmat))
+            step = max(1, _COLS_CHUNK_BYTES // (oh * ow * wmat.shape[1] * x.itemsize))
             for start in range(0, n, step):
                 rows = slice(start * oh * ow, min(start + step, n) * oh * ow)
-                cols = _im2col(windows[start:start + step], b is not None)
-                matmul(cols, wmat.T, out=out[rows])
+                matmul(im2col(start, min(start + step, n)), wmat.T, out=out[rows])
         return _nchw(out.reshape(n, oh, ow, o))
 
     def _forward_nchw(self, x, w, b, geometry, out_size):

@@ -34,6 +34,8 @@ _parallel_jit = numba.njit(cache=True, error_model="numpy", nogil=True, parallel
 #: well: in the suite's steps 256 kB to 4 MB was the fastest choice on every
 #: network, bench/README.md). Tests set it to 0 to run the parallel code.
 PARALLEL_MIN_BYTES = 256 << 10
+#: Threads the parallel loops run on (numba's default: the cores).
+THREADS = numba.config.NUMBA_NUM_THREADS
 
 
 #: Rows of a matrix whose sums a reduction loop keeps apart (``_in_order``).
@@ -121,6 +123,34 @@ def rmsprop(param, grad, square_avg, alpha, one_minus_alpha, lr, eps, weight_dec
         si = s[i] * alpha + one_minus_alpha * gi * gi
         s[i] = si
         p[i] -= lr * gi / (np.sqrt(si) + eps)
+
+
+@_PerSample
+def im2col(x, cols, kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w, bias):
+    """The im2col matrix of the unpadded channels-last ``x`` (N, H, W, C) into
+    ``cols`` (N*OH*OW, kh*kw*C [+ 1]): rows (n, oh, ow), columns (i, j, c), zero
+    where a window reads the padding (so no padded copy of x is made), and a
+    last column of ones with ``bias``."""
+    n, h, w, c = x.shape
+    zero = cols.dtype.type(0)
+    for s in numba.prange(n):
+        for oh in range(out_h):
+            for ow in range(out_w):
+                r = (s * out_h + oh) * out_w + ow
+                col = 0
+                for i in range(kh):
+                    y = oh * sh - ph + i * dh
+                    for j in range(kw):
+                        xx = ow * sw - pw + j * dw
+                        if 0 <= y < h and 0 <= xx < w:
+                            for k in range(c):
+                                cols[r, col + k] = x[s, y, xx, k]
+                        else:
+                            for k in range(c):
+                                cols[r, col + k] = zero
+                        col += c
+                if bias:
+                    cols[r, col] = 1
 
 
 @_PerSample
