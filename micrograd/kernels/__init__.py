@@ -15,6 +15,9 @@ rounding (tests/test_kernels.py checks both).
 
 numba is imported, and each loop compiled, on first use only (compiled code is
 cached on disk), so importing micrograd and ``micrograd --help`` stay fast.
+
+Intel MKL's matrix products and vector math, when the ``fast`` extra brings
+them, live beside the loops: ``mkl.py`` (loading), ``gemm.py``, ``vector_math.py``.
 """
 from __future__ import annotations
 
@@ -106,9 +109,10 @@ def merged(*arrays):
     """4-D views of same-shape arrays (at most 4-D) for a loop that visits them in
     C order: their axes put in the first array's memory order (a channels-last
     NCHW batch is visited as (N, H, W, C)), adjacent axes merged wherever every
-    array's strides allow (a contiguous one becomes (1, 1, 1, size); a cropped
-    padded one (N, H, 1, W*C)), and leading 1s added. The longer the innermost
-    axis, the better LLVM vectorises the loop."""
+    array's strides allow (a contiguous one becomes (1, 1, 64, size / 64), rows
+    that a parallel loop shares out, or (1, 1, 1, size); a cropped padded one
+    (1, N, H, W*C)), and leading 1s added. The longer the innermost axis, the
+    better LLVM vectorises the loop."""
     order = sorted(range(arrays[0].ndim), key=lambda i: -abs(arrays[0].strides[i]))
     shape = [arrays[0].shape[i] for i in order]
     strides = [[a.strides[i] for i in order] for a in arrays]
