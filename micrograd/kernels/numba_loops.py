@@ -38,8 +38,16 @@ PARALLEL_MIN_BYTES = 256 << 10
 THREADS = numba.config.NUMBA_NUM_THREADS
 
 
-#: Rows of a matrix whose sums a reduction loop keeps apart (``_in_order``).
-_BLOCK_ROWS = 1024
+#: A reduction loop over a matrix's rows keeps the sums of at most this many
+#: blocks of rows apart (``_in_order``), each at least 64 rows: enough blocks
+#: to share out even for a 256-row batch; the split depends on the row count
+#: only, never on the threads.
+_BLOCKS = 64
+
+
+@_jit
+def _block_rows(rows):
+    return max(64, (rows + _BLOCKS - 1) // _BLOCKS)
 
 
 @_jit
@@ -431,16 +439,17 @@ def column_moments(matrix):
     """Per-column mean and biased variance of (M, C) in one pass, accumulated in
     float64 about the first row (shifted sums: no cancellation when the mean
     dwarfs the spread, as long as the first row is a typical one); each block
-    of ``_BLOCK_ROWS`` rows apart, then added in order."""
+    of rows (``_block_rows``) apart, then added in order."""
     rows, c = matrix.shape
     first = np.empty(c, dtype=np.float64)
     for k in range(c):
         first[k] = matrix[0, k]
-    blocks = (rows + _BLOCK_ROWS - 1) // _BLOCK_ROWS
+    size = _block_rows(rows)
+    blocks = (rows + size - 1) // size
     total = np.zeros((blocks, c), dtype=np.float64)
     squares = np.zeros((blocks, c), dtype=np.float64)
     for b in numba.prange(blocks):
-        for r in range(b * _BLOCK_ROWS, min(rows, (b + 1) * _BLOCK_ROWS)):
+        for r in range(b * size, min(rows, (b + 1) * size)):
             for k in range(c):
                 d = matrix[r, k] - first[k]
                 total[b, k] += d
@@ -462,13 +471,14 @@ def scale_shift(matrix, scale, shift, out):
 def batch_norm_sums(matrix, g, mean):
     """BatchNorm's backward sums on (M, C): per column sum(g) and
     sum(g * (x - mean)), accumulated in float64, in one pass over both (each
-    block of ``_BLOCK_ROWS`` rows apart, then added in order)."""
+    block of rows (``_block_rows``) apart, then added in order)."""
     rows, c = matrix.shape
-    blocks = (rows + _BLOCK_ROWS - 1) // _BLOCK_ROWS
+    size = _block_rows(rows)
+    blocks = (rows + size - 1) // size
     part_g = np.zeros((blocks, c), dtype=np.float64)
     part_gdev = np.zeros((blocks, c), dtype=np.float64)
     for b in numba.prange(blocks):
-        for r in range(b * _BLOCK_ROWS, min(rows, (b + 1) * _BLOCK_ROWS)):
+        for r in range(b * size, min(rows, (b + 1) * size)):
             for k in range(c):
                 gk = g[r, k]
                 part_g[b, k] += gk
