@@ -204,3 +204,21 @@ def test_activations_on_mkl_match_torch(mkl, name):
                                     nn.Flatten(), nn.Linear(3 * 5 * 5, 4), getattr(nn, name)())
     x = np.random.default_rng(9).standard_normal((6, 2, 5, 5)) * 3
     assert_torch_parity(make(mn).to(mt.float64), make(torch.nn).double(), x, train=True)
+
+
+def test_mkl_shares_gnu_openmp_with_numbas_loops(mkl):
+    """One OpenMP runtime for MKL and numba's parallel loops: no two pools of
+    threads spinning on the same cores."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import ctypes
+    import os
+    try:
+        ctypes.CDLL("libgomp.so.1")
+    except OSError:
+        pytest.skip("no libgomp here: MKL keeps its own OpenMP")
+    if os.environ.get("MKL_THREADING_LAYER"):
+        pytest.skip("the user chose MKL's threading layer")
+    gemm.matmul(np.ones((64, 64)), np.ones((64, 64)))
+    layers = {lib.get("threading_layer") for lib in threadpoolctl.threadpool_info()
+              if lib["internal_api"] == "mkl"}
+    assert layers == {"gnu"}
