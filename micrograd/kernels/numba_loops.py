@@ -46,8 +46,10 @@ _BLOCKS = 64
 
 
 @_jit
-def _block_rows(rows):
-    return max(64, (rows + _BLOCKS - 1) // _BLOCKS)
+def _row_blocks(rows):
+    """(rows per block, blocks) for a reduction over ``rows`` rows."""
+    size = max(64, (rows + _BLOCKS - 1) // _BLOCKS)
+    return size, (rows + size - 1) // size
 
 
 @_jit
@@ -367,6 +369,7 @@ def batch_norm_max_pool_sums(g, which, x, mean, kw, sh, sw, ph, pw, dh, dw):
                     part_gdev[s, k] += gk * (x[s, y, xx, k] - mean[k])
     return _in_order(part_g), _in_order(part_gdev)
 
+
 @_PerSample
 def batch_norm_max_pool_input_grad(g, which, x, mean, a, b, const, gx, kw, sh, sw, ph, pw,
                                    dh, dw):
@@ -415,6 +418,7 @@ def batch_norm_max_pool_sums_tiled(g, which, x, mean, kh, kw):
                     part_gdev[s, k] += gk * (x[s, y, xx, k] - mean[k])
     return _in_order(part_g), _in_order(part_gdev)
 
+
 @_PerSample
 def batch_norm_max_pool_input_grad_tiled(g, which, x, mean, a, b, const, gx, kh, kw):
     """gx = a * g at the winners + b * (x - mean) + const, for tiling windows, in one
@@ -439,13 +443,12 @@ def column_moments(matrix):
     """Per-column mean and biased variance of (M, C) in one pass, accumulated in
     float64 about the first row (shifted sums: no cancellation when the mean
     dwarfs the spread, as long as the first row is a typical one); each block
-    of rows (``_block_rows``) apart, then added in order."""
+    of rows (``_row_blocks``) apart, then added in order."""
     rows, c = matrix.shape
     first = np.empty(c, dtype=np.float64)
     for k in range(c):
         first[k] = matrix[0, k]
-    size = _block_rows(rows)
-    blocks = (rows + size - 1) // size
+    size, blocks = _row_blocks(rows)
     total = np.zeros((blocks, c), dtype=np.float64)
     squares = np.zeros((blocks, c), dtype=np.float64)
     for b in numba.prange(blocks):
@@ -456,6 +459,7 @@ def column_moments(matrix):
                 squares[b, k] += d * d
     mean = _in_order(total) / rows
     return first + mean, _in_order(squares) / rows - mean * mean
+
 
 @_PerSample
 def scale_shift(matrix, scale, shift, out):
@@ -471,10 +475,9 @@ def scale_shift(matrix, scale, shift, out):
 def batch_norm_sums(matrix, g, mean):
     """BatchNorm's backward sums on (M, C): per column sum(g) and
     sum(g * (x - mean)), accumulated in float64, in one pass over both (each
-    block of rows (``_block_rows``) apart, then added in order)."""
+    block of rows (``_row_blocks``) apart, then added in order)."""
     rows, c = matrix.shape
-    size = _block_rows(rows)
-    blocks = (rows + size - 1) // size
+    size, blocks = _row_blocks(rows)
     part_g = np.zeros((blocks, c), dtype=np.float64)
     part_gdev = np.zeros((blocks, c), dtype=np.float64)
     for b in numba.prange(blocks):
@@ -484,6 +487,7 @@ def batch_norm_sums(matrix, g, mean):
                 part_g[b, k] += gk
                 part_gdev[b, k] += gk * (matrix[r, k] - mean[k])
     return _in_order(part_g), _in_order(part_gdev)
+
 
 @_PerSample
 def batch_norm_input_grad(matrix, g, mean, a, b, const, training, gx):
