@@ -2,6 +2,7 @@
 the sigmoid through MKL (the ``fast`` extra's ``mkl`` wheel) or NumPy. These
 tests run where MKL is installed (CI installs it); the NumPy fallbacks are
 checked everywhere."""
+import os
 import subprocess
 import sys
 
@@ -143,8 +144,9 @@ def test_openblas_keeps_one_thread_beside_mkl(mkl):
     mkl_library.use("mkl")
     mkl_library.available()
     assert openblas_threads() == {1}
-    import os
-    assert restored == {min(os.cpu_count(), max(restored))} and max(restored) >= 1
+    if (os.cpu_count() or 1) > 1 and not (os.environ.get("OPENBLAS_NUM_THREADS")
+                                          or os.environ.get("OMP_NUM_THREADS")):
+        assert max(restored) > 1  # NumPy's own threads were back
 
 
 def test_a_small_model_never_loads_mkl():
@@ -211,7 +213,6 @@ def test_mkl_shares_gnu_openmp_with_numbas_loops(mkl):
     threads spinning on the same cores."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     import ctypes
-    import os
     try:
         ctypes.CDLL("libgomp.so.1")
     except OSError:

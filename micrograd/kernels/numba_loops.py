@@ -346,6 +346,13 @@ def batch_norm_max_pool(x, scale, shift, out, which, kh, kw, sh, sw, ph, pw, dh,
                             out[s, oh, ow, k] = 0
 
 
+@_jit
+def _winner(offset, oh, ow, kw, sh, sw, ph, pw, dh, dw):
+    """The unpadded (y, x) of the cell that won pooled cell (oh, ow), from the
+    window offset MaxPool2d recorded (outside the input when none did)."""
+    return oh * sh - ph + (offset // kw) * dh, ow * sw - pw + (offset % kw) * dw
+
+
 @_PerSample
 def batch_norm_max_pool_sums(g, which, x, mean, kw, sh, sw, ph, pw, dh, dw):
     """Per channel, sum(g) and sum(g * (x_winner - mean)) over the pooled cells,
@@ -359,9 +366,7 @@ def batch_norm_max_pool_sums(g, which, x, mean, kw, sh, sw, ph, pw, dh, dw):
         for oh in range(out_h):
             for ow in range(out_w):
                 for k in range(c):
-                    offset = which[s, oh, ow, k]
-                    y = oh * sh - ph + (offset // kw) * dh
-                    xx = ow * sw - pw + (offset % kw) * dw
+                    y, xx = _winner(which[s, oh, ow, k], oh, ow, kw, sh, sw, ph, pw, dh, dw)
                     if y < 0 or y >= x.shape[1] or xx < 0 or xx >= x.shape[2]:
                         continue  # no cell won (a NaN first in a padded window)
                     gk = g[s, oh, ow, k]
@@ -385,9 +390,7 @@ def batch_norm_max_pool_input_grad(g, which, x, mean, a, b, const, gx, kw, sh, s
         for oh in range(out_h):
             for ow in range(out_w):
                 for k in range(c):
-                    offset = which[s, oh, ow, k]
-                    y = oh * sh - ph + (offset // kw) * dh
-                    xx = ow * sw - pw + (offset % kw) * dw
+                    y, xx = _winner(which[s, oh, ow, k], oh, ow, kw, sh, sw, ph, pw, dh, dw)
                     if y < 0 or y >= h or xx < 0 or xx >= w:
                         continue
                     gx[s, y, xx, k] += a[k] * g[s, oh, ow, k]
