@@ -96,6 +96,47 @@ def _normalisation(x, matrix, weight, bias, running_mean, running_var, training,
     return mean, invstd, scale, shift
 
 
+def _scale_shift(matrix, scale, shift, out):
+    """out = matrix * scale + shift, per column of the (M, C) matrix; out may be matrix."""
+    loops = kernels.for_arrays(matrix)
+    if loops is not None:
+        loops.scale_shift(matrix, scale, shift, out)
+        return out
+    for rows in _blocks(len(matrix), matrix.shape[1], matrix.itemsize):
+        block = out[rows]
+        np.multiply(matrix[rows], scale, out=block)
+        block += shift
+    return out
+
+
+def normalise_in_place(x, running_mean, running_var, weight, bias, eps, negate=False):
+    """Evaluation's batch_norm of x (N, C, ...) with the running statistics, written
+    over x: for an array nothing else holds (a layer's fresh output under
+    no_grad), one pass and no new array. With ``negate`` x holds minus the
+    result (exact: the negated scale and shift), what a sigmoid after it
+    exponentiates. The same values as ``BatchNorm.forward``, bit for bit.
+
+    Example::
+
+        >>> x = np.ones((4, 3), np.float32)
+        >>> ones, zeros = np.ones(3, np.float32), np.zeros(3, np.float32)
+        >>> normalise_in_place(x, ones, ones, ones, zeros, eps=0.0)[0]
+        array([0., 0., 0.], dtype=float32)
+    """
+    _, _, scale, shift = _normalisation(x, None, weight, bias, running_mean, running_var,
+                                        False, 0.0, eps)
+    if negate:
+        scale, shift = -scale, -shift
+    matrix = channels_last_matrix(x)
+    if matrix is not None:
+        _scale_shift(matrix, scale, shift, matrix)
+        return x
+    shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    x *= scale.reshape(shape)
+    x += shift.reshape(shape)
+    return x
+
+
 class BatchNorm(Function):
     """y = (x - mean) / sqrt(var + eps) * weight + bias, per channel (axis 1).
 
@@ -118,16 +159,7 @@ class BatchNorm(Function):
         if matrix is None:
             shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
             return x * scale.reshape(shape) + shift.reshape(shape)
-        out = np.empty_like(matrix)
-        loops = kernels.for_arrays(matrix)
-        if loops is not None:
-            loops.scale_shift(matrix, scale, shift, out)
-            return _as_input_layout(out, x)
-        for rows in _blocks(len(matrix), matrix.shape[1], matrix.itemsize):
-            block = out[rows]
-            np.multiply(matrix[rows], scale, out=block)
-            block += shift
-        return _as_input_layout(out, x)
+        return _as_input_layout(_scale_shift(matrix, scale, shift, np.empty_like(matrix)), x)
 
     @staticmethod
     def _matrix_moments(matrix):

@@ -244,9 +244,14 @@ def _compiled_activation_backward(node, g, sigmoid):
 class Tanh(Function):
     fresh_grads = True
 
+    @staticmethod
+    def values(a, out=None):
+        """tanh(a) into ``out`` (a new array, or a itself: in place)."""
+        result = vector_math.tanh(a, out)  # MKL on both cores, for a large activation
+        return np.tanh(a, out=out) if result is None else result
+
     def forward(self, a):
-        out = vector_math.tanh(a)  # MKL on both cores, for a large activation
-        self.out = np.tanh(a) if out is None else out
+        self.out = self.values(a)
         return self.out
 
     def backward(self, g):
@@ -262,19 +267,28 @@ class Tanh(Function):
 class Sigmoid(Function):
     fresh_grads = True
 
-    def forward(self, a):
+    @staticmethod
+    def values(a, out=None, negated=False):
+        """sigmoid(a) into ``out`` (a new array, or a itself: in place); of -a when
+        ``negated`` (a then holds the negation of the input, as a BatchNorm
+        before it can write at no cost)."""
         # 1 / (1 + e^-x): where e^-x overflows to inf the result is the correct
         # 0, and where x is very negative the quotient keeps its relative
         # precision, so no slower stable form (logaddexp) is needed.
-        out = vector_math.sigmoid(a)  # the same formula, MKL on both cores
-        if out is not None:
-            self.out = out
-            return out
-        out = np.negative(a)
+        result = vector_math.sigmoid(a, out, negated)  # the same formula, MKL on both cores
+        if result is not None:
+            return result
         with np.errstate(over="ignore"):
-            np.exp(out, out=out)
+            if negated:
+                out = np.exp(a, out=out)
+            else:
+                out = np.negative(a, out=out)
+                np.exp(out, out=out)
         out += 1
-        self.out = np.reciprocal(out, out=out)
+        return np.reciprocal(out, out=out)
+
+    def forward(self, a):
+        self.out = self.values(a)
         return self.out
 
     def backward(self, g):
@@ -295,8 +309,13 @@ class ReLU(Function):
     # backward, so forward under no_grad does one pass and saves nothing.
     fresh_grads = True
 
+    @staticmethod
+    def values(a, out=None):
+        """max(a, 0) into ``out`` (a new array, or a itself: in place)."""
+        return np.maximum(a, 0, out=out)
+
     def forward(self, a):
-        self.out = np.maximum(a, 0)
+        self.out = self.values(a)
         return self.out
 
     def backward(self, g):

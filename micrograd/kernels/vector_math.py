@@ -45,24 +45,26 @@ def _flat(a):
     return dense.reshape(-1) if dense.flags.c_contiguous else None
 
 
-def _operands(x, name):
-    """(VML function, x's flat view, an output like x, its flat view), or None."""
+def _operands(x, name, out=None):
+    """(VML function, x's flat view, ``out`` or a new array like x, its flat view),
+    or None."""
     if x.size < MIN_SIZE or x.size >= 1 << 31:
         return None
     fn = _vml(x.dtype, name)
     src = _flat(x) if fn is not None else None
     if src is None:
         return None
-    out = np.empty_like(x)  # the same memory order
-    dst = _flat(out)
+    if out is None:
+        out = np.empty_like(x)  # the same memory order
+    dst = _flat(out) if out.dtype == x.dtype else None
     if dst is None or out.strides != x.strides:
         return None
     return fn, src, out, dst
 
 
-def tanh(x):
-    """np.tanh(x) on both cores, or None."""
-    operands = _operands(x, "Tanh")
+def tanh(x, out=None):
+    """np.tanh(x) on both cores (into ``out``, which may be x itself), or None."""
+    operands = _operands(x, "Tanh", out)
     if operands is None:
         return None
     fn, src, out, dst = operands
@@ -70,19 +72,22 @@ def tanh(x):
     return out
 
 
-def sigmoid(x):
-    """1 / (1 + e^-x) on both cores where it pays, or None: NumPy negates and adds
-    the 1, VML takes the exponential and the reciprocal, in place. (VML's
-    LinearFrac would do the last two in one pass, but gives NaN where e^-x is
-    inf instead of 0.)"""
-    operands = _operands(x, "Exp")
+def sigmoid(x, out=None, negated=False):
+    """1 / (1 + e^-x) on both cores where it pays (into ``out``, which may be x
+    itself), or None; of -x when ``negated`` (x already holds the negation).
+    NumPy negates and adds the 1, VML takes the exponential and the reciprocal,
+    in place. (VML's LinearFrac would do the last two in one pass, but gives
+    NaN where e^-x is inf instead of 0.)"""
+    operands = _operands(x, "Exp", out)
     inverse = _vml(x.dtype, "Inv")
     if operands is None or inverse is None:
         return None
-    exp, _, out, dst = operands
-    np.negative(x, out=out)
-    ptr = dst.ctypes.data
-    exp(x.size, ptr, ptr, _HIGH_ACCURACY_ERRORS_IGNORED)
+    exp, src, out, dst = operands
+    if not negated:
+        np.negative(x, out=out)
+        src = dst
+    exp(x.size, src.ctypes.data, dst.ctypes.data, _HIGH_ACCURACY_ERRORS_IGNORED)
     out += 1
+    ptr = dst.ctypes.data
     inverse(x.size, ptr, ptr, _HIGH_ACCURACY_ERRORS_IGNORED)
     return out

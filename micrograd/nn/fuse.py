@@ -12,8 +12,10 @@ window that is all non-positive), so ReLU runs on the pooled output. Then:
   activation, in training and evaluation;
 - otherwise ``Conv2d, BatchNorm2d`` and ``Linear, BatchNorm1d`` become
   ``ConvBatchNorm2d, FoldedBatchNorm2d`` (``LinearBatchNorm1d, FoldedBatchNorm1d``):
-  in evaluation the normalisation is folded into the layer's weights, in
-  training it runs as before;
+  in evaluation the normalisation is folded into the layer's weights or
+  written over its output, in training it runs as before; a ``ReLU``, ``Tanh``
+  or ``Sigmoid`` after them is applied by the fused layer too (its place
+  holds an ``Identity``), in place under no_grad;
 - ``Conv2d, ReLU, AvgPool2d`` with non-overlapping, unpadded pooling windows
   becomes a ``ConvReLUAvgPool2d`` module (``F.conv_relu_avg_pool2d``: the same
   values and gradients, to float rounding);
@@ -29,11 +31,13 @@ Only these exact classes are fused: a subclass may have overridden ``forward``.
 from __future__ import annotations
 
 from micrograd import kernels
+from micrograd.engine import functions
 from micrograd.engine.autograd import is_grad_enabled
+from micrograd.engine.batchnorm import normalise_in_place
 from micrograd.engine.conv import conv_output_size
 
 from . import functional as F
-from .activation import ReLU
+from .activation import ReLU, Sigmoid, Tanh
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .conv import Conv2d
 from .flatten import Flatten
@@ -118,9 +122,13 @@ def _fuse_sequential(seq: Sequential) -> None:
             folded = _retype(bn, folded_cls)
             fused = _retype(layer, fused_cls)
             object.__setattr__(fused, "_batch_norm", folded)  # read, not registered: no new names
-            modules[i:i + 2] = fused, folded
-            _replace(seq, names[i:i + 2], modules[i:i + 2], layer.training)
-            i += 2
+            # An activation after the BatchNorm is applied by the fused layer too:
+            # under no_grad in place, on the output that only it holds.
+            run = 3 if i + 2 < len(modules) and type(modules[i + 2]) in _IN_PLACE else 2
+            object.__setattr__(fused, "activation", modules[i + 2] if run == 3 else None)
+            modules[i:i + run] = [fused, folded] + [Identity()] * (run - 2)
+            _replace(seq, names[i:i + run], modules[i:i + run], layer.training)
+            i += run
             continue
         if _is_flatten_linear(modules[i:i + 2]) and not _is_layer_batch_norm(modules[i + 1:i + 3]):
             flatten, layer = modules[i:i + 2]
@@ -313,14 +321,9 @@ class _FoldedBatchNorm:
     def forward(self, input):
         return input
 
-    def normalise(self, input, bias=None):
-        """What this BatchNorm computes as a layer of its own; under evaluation, of
-        ``input + bias`` when a layer's ``bias`` is given (subtracted from the
-        running mean instead of added to the input: one pass less)."""
-        if bias is None:
-            return super().forward(input)
-        running_mean, *args = self._normalisation_args(input)
-        return F.batch_norm(input, running_mean - bias, *args)
+    def normalise(self, input):
+        """What this BatchNorm computes as a layer of its own."""
+        return super().forward(input)
 
 
 class FoldedBatchNorm2d(_FoldedBatchNorm, BatchNorm2d):
@@ -331,27 +334,53 @@ class FoldedBatchNorm1d(_FoldedBatchNorm, BatchNorm1d):
     """A ``BatchNorm1d`` applied by the ``LinearBatchNorm1d`` before it; ``fuse`` builds it."""
 
 
+#: The activations a layer with its BatchNorm applies too, with the engine's
+#: function that computes each (``values(a, out)``).
+_IN_PLACE = {ReLU: functions.ReLU, Tanh: functions.Tanh, Sigmoid: functions.Sigmoid}
+
+
 class _WithBatchNorm:
-    """A layer followed by its BatchNorm. In training: the layer, then the
-    BatchNorm (batch statistics, running averages updated), as apart. In
-    evaluation the BatchNorm is an affine map per output channel, folded into
-    the layer's weights: w' = w * s and b' = (b - mean) * s + beta with
-    s = gamma / sqrt(running_var + eps), so no pass over the output is left.
-    The same values to float rounding; gradients still reach every parameter."""
+    """A layer followed by its BatchNorm (and the ReLU, Tanh or Sigmoid after it,
+    ``activation``, when there is one). In training: the layer, the BatchNorm
+    (batch statistics, running averages updated) and the activation, as apart.
+    In evaluation the BatchNorm is an affine map per output channel: folded
+    into the layer's weights (w' = w * s and b' = (b - mean) * s + beta with
+    s = gamma / sqrt(running_var + eps)) where the weight is smaller than the
+    output, else applied to the output. The same values to float rounding;
+    gradients still reach every parameter. Under no_grad the output is a new
+    array that nothing else holds, so the BatchNorm and the activation are
+    written over it: no further array, and no graph nodes."""
 
     _input_dims = ()
+    activation = None
 
     def forward(self, input):
-        bn = self._batch_norm
+        bn, activation = self._batch_norm, self.activation
         x = F._tensor(input)
-        if bn.training or x.ndim not in self._input_dims:
-            return bn.normalise(super().forward(x))
-        if not self._folding_pays(x):
-            if self.bias is None or is_grad_enabled():
-                return bn.normalise(super().forward(x))
-            # Under no_grad the layer's bias goes into the mean the BatchNorm
-            # subtracts, rather than a pass adding it to the output.
-            return bn.normalise(self._with_weights(x, self.weight, None), self.bias)
+        if bn.training or x.ndim not in self._input_dims or bn.running_mean is None:
+            y = bn.normalise(super().forward(x))
+        elif self._folding_pays(x):
+            y = self._with_weights(x, *self._folded())
+            if not is_grad_enabled():
+                return y if activation is None else self._activate_in_place(y)
+        elif is_grad_enabled():
+            y = bn.normalise(super().forward(x))
+        else:
+            y = self._with_weights(x, self.weight, None)
+            # The layer's bias goes into the mean the BatchNorm subtracts, and a
+            # sigmoid's negation into its scale and shift: passes saved.
+            mean = bn.running_mean.data
+            if self.bias is not None:
+                mean = mean - self.bias.data
+            negate = type(activation) is Sigmoid
+            normalise_in_place(y.data, mean, bn.running_var.data,
+                               _data_or(bn.weight, 1), _data_or(bn.bias, 0), bn.eps, negate)
+            return y if activation is None else self._activate_in_place(y, negate)
+        return y if activation is None else activation(y)
+
+    def _folded(self):
+        """(weight, bias) with the BatchNorm folded in."""
+        bn = self._batch_norm
         scale = (bn.running_var + bn.eps) ** -0.5
         if bn.weight is not None:
             scale = scale * bn.weight
@@ -359,14 +388,31 @@ class _WithBatchNorm:
         shift = -(mean * scale)
         if bn.bias is not None:
             shift = shift + bn.bias
-        weight = self.weight * scale.reshape((-1,) + (1,) * (self.weight.ndim - 1))
-        return self._with_weights(x, weight, shift)
+        return self.weight * scale.reshape((-1,) + (1,) * (self.weight.ndim - 1)), shift
 
+    def _activate_in_place(self, y, negated=False):
+        """y's activation written over it; a sigmoid's of -y when ``negated``."""
+        a = y.data
+        if negated:
+            functions.Sigmoid.values(a, a, negated=True)
+        else:
+            _IN_PLACE[type(self.activation)].values(a, a)
+        return y
 
     def _folding_pays(self, x):
         """Folding scales the weight each call; normalising, the output: fold when
         the weight is the smaller (a wide Linear on a small batch is not)."""
         return self.weight.size <= self._output_size(x)
+
+    def extra_repr(self) -> str:
+        activation = self.activation
+        return super().extra_repr() + (
+            "" if activation is None else f", activation={type(activation).__name__}")
+
+
+def _data_or(tensor, value):
+    """A BatchNorm's weight or bias array, or ``value`` where affine=False left it None."""
+    return value if tensor is None else tensor.data
 
 
 class ConvBatchNorm2d(_WithBatchNorm, Conv2d):
