@@ -371,13 +371,14 @@ def test_a_numba_that_cannot_load_leaves_the_numpy_code(monkeypatch):
 
 def test_per_sample_loops_give_the_same_bits_on_every_core(monkeypatch):
     """Each _PerSample loop run with its samples spread over the cores (as for
-    arrays of PARALLEL_MIN_BYTES or more) against the plain loop: the same bits."""
+    arrays of PARALLEL_MIN_BYTES or more), and each optimiser loop on a piece of
+    its parameter per core, against the plain loop: the same bits."""
     pytest.importorskip("numba")
     kernels.use("numba")
     loops = kernels.loops()
     per_sample = {name: fn for name, fn in vars(loops).items()
-                  if isinstance(fn, loops._PerSample)}
-    assert len(per_sample) >= 10
+                  if isinstance(fn, (loops._PerSample, loops._Elementwise))}
+    assert len(per_sample) >= 13
     used = set()
     for name, fn in per_sample.items():
         monkeypatch.setattr(fn, "parallel",
@@ -400,9 +401,11 @@ def test_per_sample_loops_give_the_same_bits_on_every_core(monkeypatch):
         (y * mt.Tensor(np.random.default_rng(1).standard_normal(y.shape))).sum().backward()
         grads = [p.grad.data.copy() for p in model.parameters()]
         params = list(model.parameters())
-        for optimizer in (mt.Adam(params[0::3]), mt.SGD(params[1::3], lr=0.1, momentum=0.9),
+        for optimizer in (mt.Adam(params[0::3]), mt.Adam(params[0::3], amsgrad=True),
+                          mt.SGD(params[1::3], lr=0.1, momentum=0.9, weight_decay=0.01),
                           mt.RMSprop(params[2::3])):
-            optimizer.step()
+            for _ in range(2):  # SGD's momentum starts, then runs
+                optimizer.step()
         return [y.data, x.grad.data] + grads + [p.data for p in params]
     plain = run(False)
     assert not used

@@ -85,8 +85,33 @@ class _PerSample:
         return (self.parallel if size >= PARALLEL_MIN_BYTES else self.serial)(*args)
 
 
+class _Elementwise:
+    """An optimiser's update, one elementwise loop over flat arrays, compiled as
+    is, and for a parameter of ``PARALLEL_MIN_BYTES`` or more run by
+    ``pieces(threads, ...)``: the same loop on one contiguous piece of the arrays
+    per thread, at once. (A ``prange`` written around the loop's own body kept
+    LLVM from vectorising it; called on slices, the plain loop stays
+    vectorised.) Each value is updated by the same operations either way: the
+    same bits."""
+
+    def __init__(self, serial, pieces):
+        functools.update_wrapper(self, serial.py_func)
+        self.serial, self.parallel = serial, pieces
+
+    def __call__(self, param, *args):
+        if param.nbytes >= PARALLEL_MIN_BYTES:
+            return self.parallel(numba.get_num_threads(), param, *args)
+        return self.serial(param, *args)
+
+
 @_jit
-def adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, amsgrad, one_minus_beta1, beta2,
+def _piece(k, pieces, size):
+    """(start, stop) of the k-th of ``pieces`` contiguous pieces of ``size`` values."""
+    return k * size // pieces, (k + 1) * size // pieces
+
+
+@_jit
+def _adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, amsgrad, one_minus_beta1, beta2,
          sqrt_one_minus_beta2, eps, step_size):
     """``max_exp_avg_sq`` is read and kept only with ``amsgrad``."""
     p, g, m, v = param.ravel(), grad.ravel(), exp_avg.ravel(), exp_avg_sq.ravel()
@@ -105,7 +130,7 @@ def adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, amsgrad, one_minus_be
 
 
 @_jit
-def sgd(param, grad, buf, lr, weight_decay, momentum, damp, nesterov, first):
+def _sgd(param, grad, buf, lr, weight_decay, momentum, damp, nesterov, first):
     """``buf`` is ignored when momentum is 0; ``first``: the step that starts it."""
     p, g, b = param.ravel(), grad.ravel(), buf.ravel()
     for i in range(p.size):
@@ -123,7 +148,7 @@ def sgd(param, grad, buf, lr, weight_decay, momentum, damp, nesterov, first):
 
 
 @_jit
-def rmsprop(param, grad, square_avg, alpha, one_minus_alpha, lr, eps, weight_decay):
+def _rmsprop(param, grad, square_avg, alpha, one_minus_alpha, lr, eps, weight_decay):
     """Not centred, no momentum (the other variants take the NumPy code)."""
     p, g, s = param.ravel(), grad.ravel(), square_avg.ravel()
     for i in range(p.size):
@@ -133,6 +158,39 @@ def rmsprop(param, grad, square_avg, alpha, one_minus_alpha, lr, eps, weight_dec
         si = s[i] * alpha + one_minus_alpha * gi * gi
         s[i] = si
         p[i] -= lr * gi / (np.sqrt(si) + eps)
+
+
+@_parallel_jit
+def _adam_pieces(pieces, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, amsgrad,
+                 one_minus_beta1, beta2, sqrt_one_minus_beta2, eps, step_size):
+    p, g, m, v = param.ravel(), grad.ravel(), exp_avg.ravel(), exp_avg_sq.ravel()
+    vmax = max_exp_avg_sq.ravel()
+    for k in numba.prange(pieces):
+        lo, hi = _piece(k, pieces, p.size)
+        _adam(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], vmax[lo:hi], amsgrad,
+              one_minus_beta1, beta2, sqrt_one_minus_beta2, eps, step_size)
+
+
+@_parallel_jit
+def _sgd_pieces(pieces, param, grad, buf, lr, weight_decay, momentum, damp, nesterov, first):
+    p, g, b = param.ravel(), grad.ravel(), buf.ravel()
+    for k in numba.prange(pieces):
+        lo, hi = _piece(k, pieces, p.size)
+        _sgd(p[lo:hi], g[lo:hi], b[lo:hi], lr, weight_decay, momentum, damp, nesterov, first)
+
+
+@_parallel_jit
+def _rmsprop_pieces(pieces, param, grad, square_avg, alpha, one_minus_alpha, lr, eps,
+                    weight_decay):
+    p, g, s = param.ravel(), grad.ravel(), square_avg.ravel()
+    for k in numba.prange(pieces):
+        lo, hi = _piece(k, pieces, p.size)
+        _rmsprop(p[lo:hi], g[lo:hi], s[lo:hi], alpha, one_minus_alpha, lr, eps, weight_decay)
+
+
+adam = _Elementwise(_adam, _adam_pieces)
+sgd = _Elementwise(_sgd, _sgd_pieces)
+rmsprop = _Elementwise(_rmsprop, _rmsprop_pieces)
 
 
 @_PerSample
