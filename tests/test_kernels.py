@@ -267,6 +267,53 @@ def test_batch_norm_matrix_loops_match_torch(dims, training, backend, monkeypatc
         assert called == {"scale_shift", "batch_norm_sums", "batch_norm_input_grad"}
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("negate", [False, True])
+@pytest.mark.parametrize("affine", [False, True])
+@pytest.mark.parametrize("layer_bias", [False, True])
+@pytest.mark.parametrize("shape", [(9, 5), (3, 5, 4, 2)])
+def test_batch_norm_in_place_loop_gives_the_numpy_bits(dtype, negate, affine, layer_bias, shape,
+                                                      monkeypatch):
+    """Evaluation's BatchNorm written over a layer's fresh output
+    (``normalise_in_place``): the compiled loop, which also does the per-channel
+    arithmetic, against the NumPy code, bit for bit; with or without the affine
+    parameters and the layer's bias, negated (for a sigmoid) or not, on a
+    matrix and on a channels-last image batch, in float32 and float64."""
+    pytest.importorskip("numba")
+    from micrograd.engine.batchnorm import normalise_in_place
+
+    rng = np.random.default_rng(0)
+    c = shape[1]
+    vector = lambda low, high: rng.uniform(low, high, c).astype(dtype)
+    mean, var = vector(-1, 1), vector(0.1, 3)
+    weight, bias = (vector(-2, 2), vector(-1, 1)) if affine else (None, None)
+    before = vector(-0.5, 0.5) if layer_bias else None
+    x = rng.standard_normal(shape).astype(dtype) * 3
+    if len(shape) == 4:  # channels-last, as a convolution leaves it
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    results = {}
+    for backend in ("numpy", "numba"):
+        kernels.use(backend)
+        called = []
+        if backend == "numba":
+            loop = kernels.loops().normalise_running
+            monkeypatch.setattr(kernels.loops(), "normalise_running",
+                                lambda *a: called.append(1) or loop(*a))
+        out = x.copy(order="K")
+        assert normalise_in_place(out, mean, var, weight, bias, 1e-3, negate, before) is out
+        assert called == ([1] if backend == "numba" else [])
+        results[backend] = out
+    np.testing.assert_array_equal(results["numba"], results["numpy"])
+    expected = (x + (0 if before is None else before.reshape((1, c) + (1,) * (len(shape) - 2))))
+    affine_shape = (1, c) + (1,) * (len(shape) - 2)
+    expected = ((expected - mean.reshape(affine_shape)) / np.sqrt(var + 1e-3).reshape(affine_shape)
+                * (1 if weight is None else weight.reshape(affine_shape))
+                + (0 if bias is None else bias.reshape(affine_shape)))
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(results["numba"], -expected if negate else expected,
+                               rtol=tolerance, atol=tolerance)
+
+
 def test_optimisers_take_the_loops_for_small_parameters_once_numba_is_loaded(monkeypatch):
     """The optimiser loops give the NumPy bits, so once numba is loaded they take
     parameters below MIN_BYTES too; other loops keep the threshold."""
@@ -378,7 +425,7 @@ def test_per_sample_loops_give_the_same_bits_on_every_core(monkeypatch):
     loops = kernels.loops()
     per_sample = {name: fn for name, fn in vars(loops).items()
                   if isinstance(fn, (loops._PerSample, loops._Elementwise))}
-    assert len(per_sample) >= 13
+    assert len(per_sample) >= 14
     used = set()
     for name, fn in per_sample.items():
         monkeypatch.setattr(fn, "parallel",
@@ -397,6 +444,13 @@ def test_per_sample_loops_give_the_same_bits_on_every_core(monkeypatch):
             mn.Linear(4, 6), mn.BatchNorm1d(6), mn.Tanh(), mn.Linear(6, 2))).double()
         x = mt.Tensor(np.random.default_rng(0).standard_normal((5, 3, 16, 16)),
                       requires_grad=True)
+        # A wide layer on a small batch in evaluation: its BatchNorm and sigmoid
+        # are written over its output (batchnorm.normalise_in_place).
+        wide = mn.fuse(mn.Sequential(mn.Linear(12, 10), mn.BatchNorm1d(10), mn.Sigmoid()))
+        wide = wide.double().eval()
+        wide[1].running_mean.data[:] = np.linspace(-1, 1, 10)
+        with mt.no_grad():
+            evaluated = wide(mt.Tensor(np.random.default_rng(2).standard_normal((3, 12)))).data
         y = model(x)
         (y * mt.Tensor(np.random.default_rng(1).standard_normal(y.shape))).sum().backward()
         grads = [p.grad.data.copy() for p in model.parameters()]
@@ -406,7 +460,7 @@ def test_per_sample_loops_give_the_same_bits_on_every_core(monkeypatch):
                           mt.RMSprop(params[2::3])):
             for _ in range(2):  # SGD's momentum starts, then runs
                 optimizer.step()
-        return [y.data, x.grad.data] + grads + [p.data for p in params]
+        return [evaluated, y.data, x.grad.data] + grads + [p.data for p in params]
     plain = run(False)
     assert not used
     spread = run(True)

@@ -109,12 +109,16 @@ def _scale_shift(matrix, scale, shift, out):
     return out
 
 
-def normalise_in_place(x, running_mean, running_var, weight, bias, eps, negate=False):
+def normalise_in_place(x, running_mean, running_var, weight, bias, eps, negate=False,
+                       layer_bias=None):
     """Evaluation's batch_norm of x (N, C, ...) with the running statistics, written
     over x: for an array nothing else holds (a layer's fresh output under
-    no_grad), one pass and no new array. With ``negate`` x holds minus the
-    result (exact: the negated scale and shift), what a sigmoid after it
-    exponentiates. The same values as ``BatchNorm.forward``, bit for bit.
+    no_grad), one pass and no new array. ``weight`` and ``bias`` (the affine
+    parameters) may be None; ``layer_bias``, the bias of the layer before,
+    still to be added to x, goes into the mean. With ``negate`` x holds minus
+    the result (exact: the negated scale and shift), what a sigmoid after it
+    exponentiates. The same values as ``BatchNorm.forward`` on x + layer_bias,
+    bit for bit.
 
     Example::
 
@@ -123,11 +127,25 @@ def normalise_in_place(x, running_mean, running_var, weight, bias, eps, negate=F
         >>> normalise_in_place(x, ones, ones, ones, zeros, eps=0.0)[0]
         array([0., 0., 0.], dtype=float32)
     """
-    _, _, scale, shift = _normalisation(x, None, weight, bias, running_mean, running_var,
+    matrix = channels_last_matrix(x)
+    dtype = x.dtype
+    vectors = (running_mean, running_var, weight, bias, layer_bias)
+    loops = kernels.for_arrays(matrix) if matrix is not None else None
+    if loops is not None and all(v is None or v.dtype == dtype for v in vectors):
+        # The per-channel arithmetic and the pass in one compiled call.
+        none = np.empty(0, dtype)
+        loops.normalise_running(matrix, running_mean, running_var,
+                                none if weight is None else weight,
+                                none if bias is None else bias,
+                                none if layer_bias is None else layer_bias,
+                                dtype.type(eps), dtype.type(1), negate)
+        return x
+    mean = running_mean if layer_bias is None else running_mean - layer_bias
+    _, _, scale, shift = _normalisation(x, None, 1 if weight is None else weight,
+                                        0 if bias is None else bias, mean, running_var,
                                         False, 0.0, eps)
     if negate:
         scale, shift = -scale, -shift
-    matrix = channels_last_matrix(x)
     if matrix is not None:
         _scale_shift(matrix, scale, shift, matrix)
         return x

@@ -369,12 +369,10 @@ class _WithBatchNorm:
             y = self._with_weights(x, self.weight, None)
             # The layer's bias goes into the mean the BatchNorm subtracts, and a
             # sigmoid's negation into its scale and shift: passes saved.
-            mean = bn.running_mean.data
-            if self.bias is not None:
-                mean = mean - self.bias.data
             negate = type(activation) is Sigmoid
-            normalise_in_place(y.data, mean, bn.running_var.data,
-                               _data_or(bn.weight, 1), _data_or(bn.bias, 0), bn.eps, negate)
+            normalise_in_place(y.data, bn.running_mean.data, bn.running_var.data,
+                               _array(bn.weight), _array(bn.bias), bn.eps, negate,
+                               _array(self.bias))
             return y if activation is None else self._activate_in_place(y, negate)
         return y if activation is None else activation(y)
 
@@ -410,9 +408,9 @@ class _WithBatchNorm:
             "" if activation is None else f", activation={type(activation).__name__}")
 
 
-def _data_or(tensor, value):
-    """A BatchNorm's weight or bias array, or ``value`` where affine=False left it None."""
-    return value if tensor is None else tensor.data
+def _array(tensor):
+    """A Parameter's array, or None where there is none (no bias, affine=False)."""
+    return None if tensor is None else tensor.data
 
 
 class ConvBatchNorm2d(_WithBatchNorm, Conv2d):
