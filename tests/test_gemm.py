@@ -223,3 +223,16 @@ def test_mkl_shares_gnu_openmp_with_numbas_loops(mkl):
     layers = {lib.get("threading_layer") for lib in threadpoolctl.threadpool_info()
               if lib["internal_api"] == "mkl"}
     assert layers == {"gnu"}
+
+
+def test_address_is_the_first_values_for_every_layout():
+    """``mkl.address``, which hands MKL its pointers, through the buffer protocol
+    or, for what that refuses, NumPy's ctypes attribute: the first value's
+    address for dense, transposed, sliced, strided and read-only arrays."""
+    m = np.arange(60, dtype=np.float32).reshape(6, 10)
+    frozen = m.copy()
+    frozen.flags.writeable = False
+    for name, a in {"C": m, "F": m.T, "rows": m[2:], "columns": m[:, 3:], "strided": m[::2],
+                    "sliced_T": m[:, 1:].T, "read_only": frozen, "vector": m[1]}.items():
+        for transposed in (False, True):
+            assert mkl_library.address(a, transposed) == a.ctypes.data, name

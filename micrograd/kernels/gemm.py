@@ -74,13 +74,16 @@ def matmul(a, b, out=None):
         la, lb = _layout(a2), _layout(b)
         if la is not None and lb is not None and b.shape[0] == k:
             if out is None:
-                result = np.empty((m, n), dtype=a.dtype)
+                result, lc = np.empty((m, n), dtype=a.dtype), (_NO_TRANS, n)
             else:
                 result = out if out.ndim == 2 else out[None]
-            lc = _layout(result) if result.shape == (m, n) and result.dtype == a.dtype else None
+                lc = (_layout(result) if result.shape == (m, n) and result.dtype == a.dtype
+                      else None)
             if lc is not None and lc[0] == _NO_TRANS:
-                _gemm(a.dtype)(_ROW_MAJOR, la[0], lb[0], m, n, k, 1.0, a2.ctypes.data, la[1],
-                               b.ctypes.data, lb[1], 0.0, result.ctypes.data, lc[1])
+                _gemm(a.dtype)(
+                    _ROW_MAJOR, la[0], lb[0], m, n, k, 1.0,
+                    mkl.address(a2, la[0] == _TRANS), la[1], mkl.address(b, lb[0] == _TRANS),
+                    lb[1], 0.0, mkl.address(result), lc[1])
                 if out is not None:
                     return out
                 return result[0] if a.ndim == 1 else result

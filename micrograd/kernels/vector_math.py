@@ -68,7 +68,7 @@ def tanh(x, out=None):
     if operands is None:
         return None
     fn, src, out, dst = operands
-    fn(x.size, src.ctypes.data, dst.ctypes.data, _HIGH_ACCURACY_ERRORS_IGNORED)
+    fn(x.size, mkl.address(src), mkl.address(dst), _HIGH_ACCURACY_ERRORS_IGNORED)
     return out
 
 
@@ -86,8 +86,9 @@ def sigmoid(x, out=None, negated=False):
     if not negated:
         np.negative(x, out=out)
         src = dst
-    exp(x.size, src.ctypes.data, dst.ctypes.data, _HIGH_ACCURACY_ERRORS_IGNORED)
+    ptr = mkl.address(dst)
+    exp(x.size, ptr if src is dst or out is x else mkl.address(src), ptr,
+        _HIGH_ACCURACY_ERRORS_IGNORED)
     out += 1
-    ptr = dst.ctypes.data
     inverse(x.size, ptr, ptr, _HIGH_ACCURACY_ERRORS_IGNORED)
     return out
