@@ -35,6 +35,7 @@ from micrograd.engine import functions
 from micrograd.engine.autograd import is_grad_enabled
 from micrograd.engine.batchnorm import normalise_in_place
 from micrograd.engine.conv import conv_output_size
+from micrograd.engine.tensor import Tensor
 
 from . import functional as F
 from .activation import ReLU, Sigmoid, Tanh
@@ -356,6 +357,10 @@ class _WithBatchNorm:
 
     def forward(self, input):
         bn, activation = self._batch_norm, self.activation
+        if not (bn.training or is_grad_enabled()):
+            y = self._normalised_in_place(input)
+            if y is not None:
+                return y
         x = F._tensor(input)
         if bn.training or x.ndim not in self._input_dims or bn.running_mean is None:
             y = bn.normalise(super().forward(x))
@@ -363,18 +368,35 @@ class _WithBatchNorm:
             y = self._with_weights(x, *self._folded())
             if not is_grad_enabled():
                 return y if activation is None else self._activate_in_place(y)
-        elif is_grad_enabled():
-            y = bn.normalise(super().forward(x))
         else:
-            y = self._with_weights(x, self.weight, None)
-            # The layer's bias goes into the mean the BatchNorm subtracts, and a
-            # sigmoid's negation into its scale and shift: passes saved.
-            negate = type(activation) is Sigmoid
-            normalise_in_place(y.data, bn.running_mean.data, bn.running_var.data,
-                               _array(bn.weight), _array(bn.bias), bn.eps, negate,
-                               _array(self.bias))
-            return y if activation is None else self._activate_in_place(y, negate)
+            y = bn.normalise(super().forward(x))
         return y if activation is None else activation(y)
+
+    def _normalised_in_place(self, input):
+        """Evaluation under no_grad where folding does not pay: the layer's product
+        without its bias, then the BatchNorm and the activation written over it
+        (the bias goes into the mean the BatchNorm subtracts, a sigmoid's
+        negation into its scale and shift); None where that does not apply.
+        Between a step's large products, every attribute looked up costs a
+        cache miss, so this reads the registries directly."""
+        x = input.data if isinstance(input, Tensor) else None
+        if x is None or x.ndim not in self._input_dims or x.dtype.kind != "f":
+            return None
+        bn, weight = self._batch_norm, self._parameters["weight"]
+        stats, affine = bn._buffers, bn._parameters
+        if stats["running_mean"] is None or self._folding_pays(x, weight):
+            return None
+        y = self._product(x, weight)
+        activation = self.activation
+        negate = type(activation) is Sigmoid
+        normalise_in_place(y, stats["running_mean"].data, stats["running_var"].data,
+                           _array(affine["weight"]), _array(affine["bias"]), bn.eps, negate,
+                           _array(self._parameters["bias"]))
+        if negate:
+            functions.Sigmoid.values(y, y, negated=True)
+        elif activation is not None:
+            _IN_PLACE[type(activation)].values(y, y)
+        return Tensor._wrap(y)
 
     def _folded(self):
         """(weight, bias) with the BatchNorm folded in."""
@@ -388,19 +410,15 @@ class _WithBatchNorm:
             shift = shift + bn.bias
         return self.weight * scale.reshape((-1,) + (1,) * (self.weight.ndim - 1)), shift
 
-    def _activate_in_place(self, y, negated=False):
-        """y's activation written over it; a sigmoid's of -y when ``negated``."""
-        a = y.data
-        if negated:
-            functions.Sigmoid.values(a, a, negated=True)
-        else:
-            _IN_PLACE[type(self.activation)].values(a, a)
+    def _activate_in_place(self, y):
+        """y's activation written over it."""
+        _IN_PLACE[type(self.activation)].values(y.data, y.data)
         return y
 
-    def _folding_pays(self, x):
+    def _folding_pays(self, x, weight=None):
         """Folding scales the weight each call; normalising, the output: fold when
         the weight is the smaller (a wide Linear on a small batch is not)."""
-        return self.weight.size <= self._output_size(x)
+        return (self.weight if weight is None else weight).size <= self._output_size(x)
 
     def extra_repr(self) -> str:
         activation = self.activation
@@ -426,6 +444,10 @@ class ConvBatchNorm2d(_WithBatchNorm, Conv2d):
     def _with_weights(self, x, weight, bias):
         return self._conv_forward(x, weight, bias)
 
+    def _product(self, x, weight):
+        """The convolution of the array x by the Parameter ``weight``, without bias."""
+        return self._conv_forward(Tensor._wrap(x), weight, None).data
+
     def _output_size(self, x):
         # About N * C_out * H_out * W_out (a heuristic: padding and kernel ignored).
         return x.shape[0] * self.out_channels * max(1, x.shape[2] * x.shape[3]
@@ -443,6 +465,10 @@ class LinearBatchNorm1d(_WithBatchNorm, Linear):
 
     def _with_weights(self, x, weight, bias):
         return F.linear(x, weight, bias)
+
+    def _product(self, x, weight):
+        """x @ weight.T for the array x and the Parameter ``weight``."""
+        return functions.Linear.values(x, weight.data)
 
     def _output_size(self, x):
         return x.shape[0] * self.out_features
