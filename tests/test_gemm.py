@@ -24,6 +24,7 @@ def mkl(monkeypatch):
         pytest.skip("MKL is not installed (pip install 'micrograd-trainer[fast]')")
     monkeypatch.setattr(gemm, "MIN_FLOPS", 0)
     monkeypatch.setattr(gemm, "MIN_FLOPS_VECTOR", 0)
+    monkeypatch.setattr(gemm, "MIN_FLOPS_LONG", 0)
     monkeypatch.setattr(vector_math, "MIN_SIZE", 0)
     calls = []
     bind = gemm._gemm
@@ -236,3 +237,25 @@ def test_address_is_the_first_values_for_every_layout():
                     "sliced_T": m[:, 1:].T, "read_only": frozen, "vector": m[1]}.items():
         for transposed in (False, True):
             assert mkl_library.address(a, transposed) == a.ctypes.data, name
+
+
+def test_many_rows_and_a_long_inner_dimension_send_a_smaller_product_to_mkl(monkeypatch):
+    """A classifier head's (256, 256) x (256, 10) goes to MKL; as many
+    multiply-adds over a short inner dimension (its backward's (256, 10) x
+    (10, 256)) or on few rows (its weight gradient's (10, 256) x (256, 256))
+    stay on NumPy; each gives NumPy's values to float32 rounding."""
+    if not mkl_library.available():
+        pytest.skip("MKL (the fast extra) is not installed")
+    calls = []
+    bind = gemm._gemm
+    monkeypatch.setattr(gemm, "_gemm", lambda dtype: (lambda f: None if f is None else (
+        lambda *a: calls.append(a[3:6]) or f(*a)))(bind(dtype)))
+    rng = np.random.default_rng(0)
+    head = rng.standard_normal((256, 256)).astype(np.float32)
+    weight = rng.standard_normal((10, 256)).astype(np.float32)
+    grad = rng.standard_normal((256, 10)).astype(np.float32)
+    np.testing.assert_allclose(gemm.matmul(head, weight.T), head @ weight.T, rtol=1e-4,
+                               atol=1e-4)
+    np.testing.assert_allclose(gemm.matmul(grad, weight), grad @ weight, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gemm.matmul(grad.T, head), grad.T @ head, rtol=1e-4, atol=1e-4)
+    assert calls == [(256, 10, 256)]  # (m, n, k) of the first product only

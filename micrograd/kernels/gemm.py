@@ -15,12 +15,19 @@ import numpy as np
 
 from . import mkl
 
-#: Smallest product (multiply-adds, m*n*k) sent to MKL. A call costs about 8 us
+#: Smallest product (multiply-adds, m*n*k) sent to MKL. A call costs about 6 us
 #: (ctypes and MKL's dispatch) against NumPy's 1, and inside the steps of
 #: bench_suite's networks smaller products ((2880, 10) x (10, 32) in the fused
-#: first layer, (256, 256) x (256, 10) in a classifier head) ran faster on one
-#: OpenBLAS thread (bench/README.md). A small model's run never loads MKL.
+#: first layer, (256, 10) x (10, 256) in a classifier head's backward) ran
+#: faster on one OpenBLAS thread (bench/README.md). A small model's run never
+#: loads MKL.
 MIN_FLOPS = 1 << 20
+#: From half that size, a product with at least ``LONG`` rows m and inner
+#: dimension k (a classifier head's (256, 256) x (256, 10)): few values written
+#: per multiply-add and rows for both cores, so MKL pays back its call sooner.
+#: (With few rows, (10, 2880) x (2880, 32) in a convolution's weight gradient,
+#: MKL was slower.)
+MIN_FLOPS_LONG, LONG = 1 << 19, 128
 #: The same for a vector times a matrix (BatchNorm's column sums, ``ones @ X``).
 MIN_FLOPS_VECTOR = 1 << 18
 
@@ -66,7 +73,9 @@ def matmul(a, b, out=None):
         200.0
     """
     if (b.ndim == 2 and a.ndim in (1, 2) and a.dtype == b.dtype and a.dtype.kind == "f"
-            and a.size * b.shape[1] >= (MIN_FLOPS if a.ndim == 2 else MIN_FLOPS_VECTOR)
+            and a.size * b.shape[1] >= (
+                MIN_FLOPS_VECTOR if a.ndim == 1
+                else MIN_FLOPS_LONG if min(a.shape) >= LONG else MIN_FLOPS)
             and a.size and b.size and _gemm(a.dtype) is not None):
         a2 = a[None] if a.ndim == 1 else a
         m, k = a2.shape
