@@ -128,18 +128,16 @@ def normalise_in_place(x, running_mean, running_var, weight, bias, eps, negate=F
         array([0., 0., 0.], dtype=float32)
     """
     matrix = channels_last_matrix(x)
-    dtype = x.dtype
-    vectors = (running_mean, running_var, weight, bias, layer_bias)
     loops = kernels.for_arrays(matrix) if matrix is not None else None
-    if loops is not None and all(v is None or v.dtype == dtype for v in vectors):
-        # The per-channel arithmetic and the pass in one compiled call.
+    if loops is not None:
+        dtype = x.dtype
         none = np.empty(0, dtype)
-        loops.normalise_running(matrix, running_mean, running_var,
-                                none if weight is None else weight,
-                                none if bias is None else bias,
-                                none if layer_bias is None else layer_bias,
-                                dtype.type(eps), dtype.type(1), negate)
-        return x
+        vectors = [none if v is None else v
+                   for v in (running_mean, running_var, weight, bias, layer_bias)]
+        if [v.dtype for v in vectors] == [dtype] * 5:
+            # The per-channel arithmetic and the pass in one compiled call.
+            loops.normalise_running(matrix, *vectors, dtype.type(eps), dtype.type(1), negate)
+            return x
     mean = running_mean if layer_bias is None else running_mean - layer_bias
     _, _, scale, shift = _normalisation(x, None, 1 if weight is None else weight,
                                         0 if bias is None else bias, mean, running_var,

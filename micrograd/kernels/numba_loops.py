@@ -81,8 +81,10 @@ class _PerSample:
         self.serial, self.parallel = _jit(fn), _parallel_jit(twin)
 
     def __call__(self, *args):
-        size = max(a.nbytes for a in args if isinstance(a, np.ndarray))
-        return (self.parallel if size >= PARALLEL_MIN_BYTES else self.serial)(*args)
+        for a in args:  # a plain loop: called between large products, each us shows
+            if type(a) is np.ndarray and a.nbytes >= PARALLEL_MIN_BYTES:
+                return self.parallel(*args)
+        return self.serial(*args)
 
 
 class _Elementwise:
