@@ -485,3 +485,50 @@ def test_fused_conv_relu_avg_pool_second_backward_with_retain_graph(cin, monkeyp
     loss.backward()  # accumulates: twice the first gradients
     for t, want in zip((x, layer.weight, layer.bias), first):
         np.testing.assert_allclose(t.grad.data, 2 * want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_under_no_grad_skips_the_graph_and_keeps_the_bits(dtype, bias, monkeypatch):
+    """Under no_grad a Linear computes straight from its arrays (no Function, no
+    graph node) and gives the graph path's bits; an integer input is still
+    refused with the graph path's message."""
+    from micrograd.engine import functions
+    layer = mn.Linear(7, 5, bias=bias).to(mt.float32 if dtype == np.float32 else mt.float64)
+    x = Tensor(rand(3, 2, 7).astype(dtype))
+    expected = layer(x).data  # grad enabled: the graph path
+    applied = []
+    real_apply = functions.Linear.apply.__func__
+    monkeypatch.setattr(functions.Linear, "apply",
+                        classmethod(lambda cls, *a, **k: applied.append(1) or real_apply(cls, *a, **k)))
+    with no_grad():
+        y = layer(x)
+    assert not applied and y._ctx is None and not y.requires_grad
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(y.data, expected)
+    layer(x)
+    assert applied  # the spy does see the graph path
+    with no_grad(), pytest.raises(RuntimeError, match="floating-point input"):
+        layer(Tensor._wrap(np.ones((2, 7), dtype=np.int64)))
+
+
+def test_reshape_without_a_graph_is_a_view(monkeypatch):
+    """A reshape that records nothing (no_grad, or an input that needs no
+    gradient) is the array's view, without a Function; with a gradient to
+    carry it is a node."""
+    from micrograd.engine import functions
+    applied = []
+    real_apply = functions.Reshape.apply.__func__
+    monkeypatch.setattr(functions.Reshape, "apply",
+                        classmethod(lambda cls, *a, **k: applied.append(1) or real_apply(cls, *a, **k)))
+    x = Tensor(rand(2, 3, 4))
+    for y in (x.reshape(6, 4), x.flatten(1)):
+        assert y._ctx is None and np.shares_memory(y.data, x.data)
+    w = Tensor(rand(2, 3, 4), requires_grad=True)
+    with no_grad():
+        assert w.reshape(-1)._ctx is None
+    assert not applied
+    y = w.reshape(4, 6)
+    assert y._ctx is not None and applied
+    y.sum().backward()
+    np.testing.assert_array_equal(w.grad.data, np.ones((2, 3, 4)))

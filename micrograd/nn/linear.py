@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from micrograd.engine.tensor import DEFAULT_DTYPE
+from micrograd.engine import functions
+from micrograd.engine.autograd import is_grad_enabled
+from micrograd.engine.tensor import DEFAULT_DTYPE, Tensor
 
 from . import functional as F
 from . import init
@@ -62,6 +64,13 @@ class Linear(Module):
         init.default_weight_and_bias_(self.weight, self.bias)
 
     def forward(self, input):
+        if not is_grad_enabled() and isinstance(input, Tensor) and input.dtype.kind == "f":
+            # No graph to record: the product straight from the registry's arrays
+            # (between large products each attribute lookup is a cache miss).
+            params = self._parameters
+            bias = params["bias"]
+            return Tensor._wrap(functions.Linear.values(
+                input.data, params["weight"].data, None if bias is None else bias.data))
         return F.linear(input, self.weight, self.bias)
 
     def extra_repr(self) -> str:
