@@ -544,16 +544,31 @@ def normalise_running(matrix, mean, var, weight, bias, layer_bias, eps, one, neg
     operations of ``batchnorm._normalisation`` and ``scale_shift`` in their
     order, so the same bits, in one call instead of a dozen small NumPy ones."""
     rows, c = matrix.shape
-    zero = one - one
     scale = np.empty(c, dtype=matrix.dtype)
     shift = np.empty(c, dtype=matrix.dtype)
+    # One operation per loop: each vectorises (a loop with branches inside took
+    # microseconds for 512 columns).
     for k in range(c):
-        s = one / np.sqrt(var[k] + eps)
-        if weight.size:
-            s = s * weight[k]
-        m = mean[k] - layer_bias[k] if layer_bias.size else mean[k]
-        t = (bias[k] if bias.size else zero) - m * s
-        scale[k], shift[k] = (-s, -t) if negate else (s, t)
+        scale[k] = one / np.sqrt(var[k] + eps)
+    if weight.size:
+        for k in range(c):
+            scale[k] = scale[k] * weight[k]
+    for k in range(c):
+        shift[k] = mean[k]
+    if layer_bias.size:
+        for k in range(c):
+            shift[k] = shift[k] - layer_bias[k]
+    if bias.size:
+        for k in range(c):
+            shift[k] = bias[k] - shift[k] * scale[k]
+    else:
+        zero = one - one
+        for k in range(c):
+            shift[k] = zero - shift[k] * scale[k]
+    if negate:
+        for k in range(c):
+            scale[k] = -scale[k]
+            shift[k] = -shift[k]
     for r in numba.prange(rows):
         for k in range(c):
             matrix[r, k] = matrix[r, k] * scale[k] + shift[k]
