@@ -35,31 +35,33 @@ def _vml(dtype, name):
     return _functions[key]
 
 
-def _flat(a):
-    """The 1-D view of a dense array in its memory order (channels-last batches
-    included), or None."""
+def _dense(a):
+    """Whether a's values fill one block of memory in some order of its axes (C
+    order, or channels-last batches), so VML can run over them from its first."""
     if a.flags.c_contiguous:
-        return a.reshape(-1)
+        return True
     order = sorted(range(a.ndim), key=lambda i: -a.strides[i])
-    dense = a.transpose(order)
-    return dense.reshape(-1) if dense.flags.c_contiguous else None
+    return a.transpose(order).flags.c_contiguous
 
 
 def _operands(x, name, out=None):
-    """(VML function, x's flat view, ``out`` or a new array like x, its flat view),
+    """(VML function, x's address, ``out`` or a new array like x, its address),
     or None."""
     if x.size < MIN_SIZE or x.size >= 1 << 31:
         return None
     fn = _vml(x.dtype, name)
-    src = _flat(x) if fn is not None else None
-    if src is None:
+    if fn is None:
         return None
+    if not _dense(x):
+        return None
+    if out is x:  # in place (a fused layer's fresh output): one address
+        address = mkl.address(x)
+        return fn, address, x, address
     if out is None:
         out = np.empty_like(x)  # the same memory order
-    dst = _flat(out) if out.dtype == x.dtype else None
-    if dst is None or out.strides != x.strides:
+    if out.dtype != x.dtype or out.strides != x.strides:
         return None
-    return fn, src, out, dst
+    return fn, mkl.address(x), out, mkl.address(out)
 
 
 def tanh(x, out=None):
@@ -68,7 +70,7 @@ def tanh(x, out=None):
     if operands is None:
         return None
     fn, src, out, dst = operands
-    fn(x.size, mkl.address(src), mkl.address(dst), _HIGH_ACCURACY_ERRORS_IGNORED)
+    fn(x.size, src, dst, _HIGH_ACCURACY_ERRORS_IGNORED)
     return out
 
 
@@ -86,9 +88,7 @@ def sigmoid(x, out=None, negated=False):
     if not negated:
         np.negative(x, out=out)
         src = dst
-    ptr = mkl.address(dst)
-    exp(x.size, ptr if src is dst or out is x else mkl.address(src), ptr,
-        _HIGH_ACCURACY_ERRORS_IGNORED)
+    exp(x.size, src, dst, _HIGH_ACCURACY_ERRORS_IGNORED)
     out += 1
-    inverse(x.size, ptr, ptr, _HIGH_ACCURACY_ERRORS_IGNORED)
+    inverse(x.size, dst, dst, _HIGH_ACCURACY_ERRORS_IGNORED)
     return out
