@@ -314,6 +314,38 @@ def test_batch_norm_in_place_loop_gives_the_numpy_bits(dtype, negate, affine, la
                                rtol=tolerance, atol=tolerance)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("negated", [False, True])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_sigmoid_last_step_loop_gives_the_numpy_bits(dtype, negated, channels_last,
+                                                     monkeypatch):
+    """The sigmoid's 1 / (1 + e^-x) after its exponential, as one compiled pass,
+    against NumPy's add and reciprocal: the same bits, overflow (0) and
+    underflow (1) included, on a matrix and on a channels-last image batch."""
+    pytest.importorskip("numba")
+    from micrograd.engine.functions import Sigmoid
+
+    x = np.random.default_rng(3).standard_normal((40, 30)).astype(dtype) * 20
+    x[0, :4] = [-np.inf, -1e4, 1e4, np.inf]
+    if channels_last:  # (N, C, H, W) over (N, H, W, C) memory, as a convolution leaves it
+        x = x.reshape(4, 10, 5, 6).transpose(0, 3, 1, 2)
+    results = {}
+    for backend in ("numpy", "numba"):
+        kernels.use(backend)
+        called = []
+        if backend == "numba":
+            loop = kernels.loops().reciprocal_of_one_plus
+            monkeypatch.setattr(kernels.loops(), "reciprocal_of_one_plus",
+                                lambda *a: called.append(1) or loop(*a))
+        results[backend] = Sigmoid.values(np.negative(x) if negated else x.copy(order="K"),
+                                          negated=negated)
+        assert called == ([1] if backend == "numba" else [])
+    np.testing.assert_array_equal(results["numba"], results["numpy"])
+    assert results["numba"].dtype == dtype and results["numba"].strides == x.strides
+    rows = results["numba"].transpose(0, 2, 3, 1) if channels_last else results["numba"]
+    assert rows.reshape(40, 30)[0, :4].tolist() == [0, 0, 1, 1]
+
+
 def test_optimisers_take_the_loops_for_small_parameters_once_numba_is_loaded(monkeypatch):
     """The optimiser loops give the NumPy bits, so once numba is loaded they take
     parameters below MIN_BYTES too; other loops keep the threshold."""
@@ -425,7 +457,7 @@ def test_per_sample_loops_give_the_same_bits_on_every_core(monkeypatch):
     loops = kernels.loops()
     per_sample = {name: fn for name, fn in vars(loops).items()
                   if isinstance(fn, (loops._PerSample, loops._Elementwise))}
-    assert len(per_sample) >= 14
+    assert len(per_sample) >= 15
     used = set()
     for name, fn in per_sample.items():
         monkeypatch.setattr(fn, "parallel",

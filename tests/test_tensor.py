@@ -342,3 +342,19 @@ def test_retain_grad_keeps_an_interior_gradient():
     h = (x * 3).retain_grad()
     (h * h).sum().backward()
     np.testing.assert_allclose(h.grad.data, [6.0, 12.0])
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid"])
+def test_tanh_and_sigmoid_of_a_scalar_tensor_have_values_and_gradients(name):
+    """A 0-d tensor through tanh or the sigmoid (NumPy's ufuncs return scalars
+    there, with no array to write into): PyTorch's value and gradient."""
+    torch = pytest.importorskip("torch")
+    x = Tensor(0.3, requires_grad=True, dtype=np.float64)
+    y = getattr(x, name)()
+    y.backward()
+    t = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    expected = getattr(t, name)()
+    expected.backward()
+    assert y.shape == () and x.grad.shape == ()
+    np.testing.assert_allclose(y.data, expected.item(), rtol=1e-12)
+    np.testing.assert_allclose(x.grad.data, t.grad.item(), rtol=1e-12)

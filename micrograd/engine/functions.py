@@ -263,6 +263,8 @@ class Tanh(Function):
         gx = _compiled_activation_backward(self, g, sigmoid=False)
         if gx is not None:
             return (gx,)
+        if np.ndim(self.out) == 0:  # a scalar: no array to write into
+            return (g * (1 - self.out * self.out),)
         # g * (1 - out^2), in one scratch array (or in g when it is ours alone).
         d = np.multiply(self.out, self.out)
         np.subtract(1, d, out=d)
@@ -280,17 +282,22 @@ class Sigmoid(Function):
         # 1 / (1 + e^-x): where e^-x overflows to inf the result is the correct
         # 0, and where x is very negative the quotient keeps its relative
         # precision, so no slower stable form (logaddexp) is needed.
-        result = vector_math.sigmoid(a, out, negated)  # the same formula, MKL on both cores
-        if result is not None:
-            return result
-        with np.errstate(over="ignore"):
-            if negated:
-                out = np.exp(a, out=out)
-            else:
-                out = np.negative(a, out=out)
-                np.exp(out, out=out)
-        out += 1
-        return np.reciprocal(out, out=out)
+        e = vector_math.exp(a, out, negate=not negated)  # MKL on both cores
+        if e is None:
+            with np.errstate(over="ignore"):
+                if negated:
+                    e = np.exp(a, out=out)
+                else:
+                    e = np.negative(a, out=out)
+                    e = np.exp(e, out=e if type(e) is np.ndarray else None)  # 0-d: a scalar
+        if type(e) is not np.ndarray:
+            return 1 / (1 + e)
+        loops = kernels.for_any_strides(e) if e.ndim <= 4 else None
+        if loops is not None:  # the add and the division in one compiled pass
+            loops.reciprocal_of_one_plus(*kernels.merged(e))
+            return e
+        e += 1
+        return np.reciprocal(e, out=e)
 
     def forward(self, a):
         self.out = self.values(a)
@@ -300,8 +307,10 @@ class Sigmoid(Function):
         gx = _compiled_activation_backward(self, g, sigmoid=True)
         if gx is not None:
             return (gx,)
-        # g * s * (1 - s), in one scratch array (or in g when it is ours alone).
         s = self.out
+        if np.ndim(s) == 0:  # a scalar: no array to write into
+            return (g * (s * (1 - s)),)
+        # g * s * (1 - s), in one scratch array (or in g when it is ours alone).
         d = np.subtract(1, s)
         d *= s
         return (np.multiply(g, d, out=g if self.grad_is_owned else d),)

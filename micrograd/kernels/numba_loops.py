@@ -535,6 +535,20 @@ def scale_shift(matrix, scale, shift, out):
 
 
 @_PerSample
+def reciprocal_of_one_plus(values):
+    """values = 1 / (1 + values), in place: the sigmoid's last step after its
+    exponential, one pass instead of NumPy's add and reciprocal (in the
+    array's dtype: the same two roundings, so the same bits). A 4-D view of
+    any strides visited in C order, as ``activation_backward``'s."""
+    one = values.dtype.type(1)
+    n0, n1, n2, n3 = values.shape
+    for t in numba.prange(n0 * n1 * n2):
+        i, j, k = t // (n1 * n2), (t // n2) % n1, t % n2
+        for m in range(n3):
+            values[i, j, k, m] = one / (one + values[i, j, k, m])
+
+
+@_PerSample
 def normalise_running(matrix, mean, var, weight, bias, layer_bias, eps, one, negate):
     """Evaluation's BatchNorm written over the (M, C) matrix, with the running
     statistics: per column s = 1 / sqrt(var + eps) * weight and
