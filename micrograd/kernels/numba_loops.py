@@ -553,10 +553,11 @@ def normalise_running(matrix, mean, var, weight, bias, layer_bias, eps, one, neg
     """Evaluation's BatchNorm written over the (M, C) matrix, with the running
     statistics: per column s = 1 / sqrt(var + eps) * weight and
     t = bias - (mean - layer_bias) * s (both negated with ``negate``), then
-    matrix = matrix * s + t. ``eps``, ``one`` (1) and every vector in the matrix's dtype; a
-    vector of size 0 is absent (no affine weight or bias, no layer bias). The
-    operations of ``batchnorm._normalisation`` and ``scale_shift`` in their
-    order, so the same bits, in one call instead of a dozen small NumPy ones."""
+    matrix = matrix * s + t. ``eps``, ``one`` (1) and every vector in the
+    matrix's dtype; a vector of size 0 is absent (no affine weight or bias, no
+    layer bias). The operations of ``batchnorm._normalisation`` and
+    ``scale_shift`` in their order, so the same bits, in one call instead of
+    a dozen small NumPy ones."""
     rows, c = matrix.shape
     scale = np.empty(c, dtype=matrix.dtype)
     shift = np.empty(c, dtype=matrix.dtype)
