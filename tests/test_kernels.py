@@ -267,6 +267,22 @@ def test_batch_norm_matrix_loops_match_torch(dims, training, backend, monkeypatc
         assert called == {"scale_shift", "batch_norm_sums", "batch_norm_input_grad"}
 
 
+def _numpy_then_loop(monkeypatch, name, run):
+    """run() on NumPy's code, then with the compiled loops, the loop ``name``
+    watched: (NumPy's result, the loops' result), once it is checked that the
+    loop ran with the loops only."""
+    results = []
+    for backend in ("numpy", "numba"):
+        kernels.use(backend)
+        called = []
+        if backend == "numba":
+            loop = getattr(kernels.loops(), name)
+            monkeypatch.setattr(kernels.loops(), name, lambda *a: called.append(1) or loop(*a))
+        results.append(run())
+        assert called == ([1] if backend == "numba" else [])
+    return tuple(results)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("negate", [False, True])
 @pytest.mark.parametrize("affine", [False, True])
@@ -291,26 +307,19 @@ def test_batch_norm_in_place_loop_gives_the_numpy_bits(dtype, negate, affine, la
     x = rng.standard_normal(shape).astype(dtype) * 3
     if len(shape) == 4:  # channels-last, as a convolution leaves it
         x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-    results = {}
-    for backend in ("numpy", "numba"):
-        kernels.use(backend)
-        called = []
-        if backend == "numba":
-            loop = kernels.loops().normalise_running
-            monkeypatch.setattr(kernels.loops(), "normalise_running",
-                                lambda *a: called.append(1) or loop(*a))
+    def normalise():
         out = x.copy(order="K")
         assert normalise_in_place(out, mean, var, weight, bias, 1e-3, negate, before) is out
-        assert called == ([1] if backend == "numba" else [])
-        results[backend] = out
-    np.testing.assert_array_equal(results["numba"], results["numpy"])
-    expected = (x + (0 if before is None else before.reshape((1, c) + (1,) * (len(shape) - 2))))
-    affine_shape = (1, c) + (1,) * (len(shape) - 2)
-    expected = ((expected - mean.reshape(affine_shape)) / np.sqrt(var + 1e-3).reshape(affine_shape)
-                * (1 if weight is None else weight.reshape(affine_shape))
-                + (0 if bias is None else bias.reshape(affine_shape)))
+        return out
+    reference, compiled = _numpy_then_loop(monkeypatch, "normalise_running", normalise)
+    np.testing.assert_array_equal(compiled, reference)
+    per_channel = (1, c) + (1,) * (len(shape) - 2)
+    expected = x + (0 if before is None else before.reshape(per_channel))
+    expected = ((expected - mean.reshape(per_channel)) / np.sqrt(var + 1e-3).reshape(per_channel)
+                * (1 if weight is None else weight.reshape(per_channel))
+                + (0 if bias is None else bias.reshape(per_channel)))
     tolerance = 1e-5 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(results["numba"], -expected if negate else expected,
+    np.testing.assert_allclose(compiled, -expected if negate else expected,
                                rtol=tolerance, atol=tolerance)
 
 
@@ -329,20 +338,12 @@ def test_sigmoid_last_step_loop_gives_the_numpy_bits(dtype, negated, channels_la
     x[0, :4] = [-np.inf, -1e4, 1e4, np.inf]
     if channels_last:  # (N, C, H, W) over (N, H, W, C) memory, as a convolution leaves it
         x = x.reshape(4, 10, 5, 6).transpose(0, 3, 1, 2)
-    results = {}
-    for backend in ("numpy", "numba"):
-        kernels.use(backend)
-        called = []
-        if backend == "numba":
-            loop = kernels.loops().reciprocal_of_one_plus
-            monkeypatch.setattr(kernels.loops(), "reciprocal_of_one_plus",
-                                lambda *a: called.append(1) or loop(*a))
-        results[backend] = Sigmoid.values(np.negative(x) if negated else x.copy(order="K"),
-                                          negated=negated)
-        assert called == ([1] if backend == "numba" else [])
-    np.testing.assert_array_equal(results["numba"], results["numpy"])
-    assert results["numba"].dtype == dtype and results["numba"].strides == x.strides
-    rows = results["numba"].transpose(0, 2, 3, 1) if channels_last else results["numba"]
+    reference, compiled = _numpy_then_loop(
+        monkeypatch, "reciprocal_of_one_plus",
+        lambda: Sigmoid.values(np.negative(x) if negated else x.copy(order="K"), negated=negated))
+    np.testing.assert_array_equal(compiled, reference)
+    assert compiled.dtype == dtype and compiled.strides == x.strides
+    rows = compiled.transpose(0, 2, 3, 1) if channels_last else compiled
     assert rows.reshape(40, 30)[0, :4].tolist() == [0, 0, 1, 1]
 
 
