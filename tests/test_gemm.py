@@ -203,6 +203,91 @@ def test_vml_tanh_exp_and_sigmoid_match_numpy_keep_the_layout_and_the_limits(mkl
     assert vector_math.tanh(batch.astype(np.float16)) is None
 
 
+def _mkl_threads():
+    """MKL's thread count for the calling thread."""
+    import ctypes
+    return mkl_library.bind("MKL_Get_Max_Threads", ctypes.c_int)()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("negated", [False, True])
+@pytest.mark.parametrize("layout", ["C", "channels_last", "in_place"])
+def test_sigmoid_per_core_gives_the_bits_of_its_three_passes(mkl, dtype, negated, layout):
+    """``vector_math.sigmoid``: each core negates, exponentiates (VML on that core
+    alone) and finishes its own piece; the bits of VML's exp on both cores
+    followed by NumPy's 1 + e and reciprocal, overflow and NaN included, the
+    layout kept, and MKL's thread count left as it was on the calling thread."""
+    pytest.importorskip("numba")
+    from micrograd import kernels
+
+    kernels.use("numba")
+    x = np.random.default_rng(4).standard_normal((6, 5, 7, 9)).astype(dtype) * 30
+    x[0, 0, 0, :4] = [-np.inf, np.inf, np.nan, -1e4]
+    if layout == "channels_last":
+        x = x.transpose(0, 3, 1, 2)
+    with np.errstate(over="ignore"):
+        e = vector_math.exp(x, negate=not negated)
+        expected = np.reciprocal(e + 1)
+    threads = _mkl_threads()
+    out = x.copy(order="K") if layout == "in_place" else None
+    ours = vector_math.sigmoid(out if out is not None else x, out, negated)
+    assert ours is not None and (out is None or ours is out)
+    assert ours.strides == x.strides
+    np.testing.assert_array_equal(ours, expected)
+    assert _mkl_threads() == threads
+    kernels.use("numpy")
+    assert vector_math.sigmoid(x) is None  # no loops: the engine's passes run
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", ["Tanh", "Sigmoid", "ReLU"])
+@pytest.mark.parametrize("shape", [(300, 70), (4, 30, 5, 7)])
+def test_batch_norm_and_activation_per_core_give_the_bits_of_the_passes(mkl, dtype, activation,
+                                                                        shape, monkeypatch):
+    """``normalise_in_place`` with an activation: with the loops and MKL each core
+    normalises and activates its rows in one call
+    (``normalise_running_activated``: tanh, or the sigmoid's exp and 1 / (1 + e)),
+    giving the bits of NumPy's normalisation followed by the activation's own
+    pass; a ReLU stays a pass of its own."""
+    pytest.importorskip("numba")
+    from micrograd import kernels
+    from micrograd.engine import functions
+    from micrograd.engine.batchnorm import normalise_in_place
+
+    monkeypatch.setattr(kernels, "MIN_BYTES", 0)
+    rng = np.random.default_rng(6)
+    c = shape[1]
+    vector = lambda low, high: rng.uniform(low, high, c).astype(dtype)
+    stats = vector(-1, 1), vector(0.1, 3), vector(-2, 2), vector(-1, 1)
+    layer_bias = vector(-0.5, 0.5)
+    x = rng.standard_normal(shape).astype(dtype) * 3
+    if len(shape) == 4:  # channels-last, as a convolution leaves it
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    results = []
+    for backend in ("numpy", "numba"):
+        kernels.use(backend)
+        calls = []
+        if backend == "numba":
+            loop = kernels.loops().normalise_running_activated
+            monkeypatch.setattr(kernels.loops(), "normalise_running_activated",
+                                lambda *a: calls.append(1) or loop(*a))
+        out = x.copy(order="K")
+        threads = _mkl_threads()
+        assert normalise_in_place(out, *stats, 1e-3, layer_bias=layer_bias,
+                                  activation=getattr(functions, activation)) is out
+        assert _mkl_threads() == threads
+        assert calls == ([1] if backend == "numba" and activation != "ReLU" else [])
+        results.append(out)
+    np.testing.assert_array_equal(results[1], results[0])
+    per_channel = (1, c) + (1,) * (len(shape) - 2)
+    mean, var, weight, bias = (v.reshape(per_channel) for v in stats)
+    normalised = (x + layer_bias.reshape(per_channel) - mean) / np.sqrt(var + 1e-3) * weight + bias
+    expected = {"Tanh": np.tanh, "ReLU": lambda v: np.maximum(v, 0),
+                "Sigmoid": lambda v: 1 / (1 + np.exp(-v))}[activation](normalised)
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(results[1], expected, rtol=tolerance, atol=tolerance)
+
+
 @pytest.mark.parametrize("name", ["Tanh", "Sigmoid"])
 def test_activations_on_mkl_match_torch(mkl, name):
     torch = pytest.importorskip("torch")

@@ -29,9 +29,11 @@ from __future__ import annotations
 import numpy as np
 
 from micrograd import kernels
+from micrograd.kernels import vector_math
 from micrograd.kernels.gemm import matmul
 
 from .autograd import Function
+from .functions import Sigmoid, Tanh
 
 #: Bytes of a row block processed at a time: its passes then run in a core's L2 cache.
 _BLOCK_BYTES = 256 << 10
@@ -110,15 +112,19 @@ def _scale_shift(matrix, scale, shift, out):
 
 
 def normalise_in_place(x, running_mean, running_var, weight, bias, eps, negate=False,
-                       layer_bias=None):
+                       layer_bias=None, activation=None):
     """Evaluation's batch_norm of x (N, C, ...) with the running statistics, written
     over x: for an array nothing else holds (a layer's fresh output under
     no_grad), one pass and no new array. ``weight`` and ``bias`` (the affine
     parameters) may be None; ``layer_bias``, the bias of the layer before,
     still to be added to x, goes into the mean. With ``negate`` x holds minus
-    the result (exact: the negated scale and shift), what a sigmoid after it
-    exponentiates. The same values as ``BatchNorm.forward`` on x + layer_bias,
-    bit for bit.
+    the result (exact: the negated scale and shift). ``activation``, the
+    engine's ``ReLU``, ``Tanh`` or ``Sigmoid`` (or None), is then written over
+    it too: a sigmoid's exponential takes the negated result, and with the
+    compiled loops and MKL a tanh or sigmoid runs in the same call, each core
+    activating the rows it normalised (``numba_loops.normalise_running_activated``).
+    The same values as ``BatchNorm.forward`` on x + layer_bias (and the
+    activation after it), bit for bit.
 
     Example::
 
@@ -127,6 +133,8 @@ def normalise_in_place(x, running_mean, running_var, weight, bias, eps, negate=F
         >>> normalise_in_place(x, ones, ones, ones, zeros, eps=0.0)[0]
         array([0., 0., 0.], dtype=float32)
     """
+    sigmoid = activation is Sigmoid
+    negate = negate or sigmoid
     matrix = channels_last_matrix(x)
     loops = kernels.for_arrays(matrix) if matrix is not None else None
     if loops is not None:
@@ -136,8 +144,15 @@ def normalise_in_place(x, running_mean, running_var, weight, bias, eps, negate=F
                    for v in (running_mean, running_var, weight, bias, layer_bias)]
         if [v.dtype for v in vectors] == [dtype] * 5:
             # The per-channel arithmetic and the pass in one compiled call.
-            loops.normalise_running(matrix, *vectors, dtype.type(eps), dtype.type(1), negate)
-            return x
+            constants = dtype.type(eps), dtype.type(1), negate
+            vml = (vector_math.for_loops("Exp" if sigmoid else "Tanh", matrix)
+                   if sigmoid or activation is Tanh else None)
+            if vml is not None:
+                loops.normalise_running_activated(loops.THREADS, matrix, *vectors, *constants,
+                                                  *vml, sigmoid)
+                return x
+            loops.normalise_running(matrix, *vectors, *constants)
+            return _activated(x, activation)
     mean = running_mean if layer_bias is None else running_mean - layer_bias
     _, _, scale, shift = _normalisation(x, None, 1 if weight is None else weight,
                                         0 if bias is None else bias, mean, running_var,
@@ -146,11 +161,21 @@ def normalise_in_place(x, running_mean, running_var, weight, bias, eps, negate=F
         scale, shift = -scale, -shift
     if matrix is not None:
         _scale_shift(matrix, scale, shift, matrix)
-        return x
+        return _activated(x, activation)
     shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
     x *= scale.reshape(shape)
     x += shift.reshape(shape)
-    return x
+    return _activated(x, activation)
+
+
+def _activated(x, activation):
+    """x with ``activation`` (an engine Function class, or None) written over it; a
+    Sigmoid's input holds its negation (``normalise_in_place``)."""
+    if activation is None:
+        return x
+    if activation is Sigmoid:
+        return activation.values(x, x, negated=True)
+    return activation.values(x, x)
 
 
 class BatchNorm(Function):

@@ -282,6 +282,9 @@ class Sigmoid(Function):
         # 1 / (1 + e^-x): where e^-x overflows to inf the result is the correct
         # 0, and where x is very negative the quotient keeps its relative
         # precision, so no slower stable form (logaddexp) is needed.
+        s = vector_math.sigmoid(a, out, negated)  # MKL and a compiled loop, per core
+        if s is not None:
+            return s
         e = vector_math.exp(a, out, negate=not negated)  # MKL on both cores
         if e is None:
             with np.errstate(over="ignore"):

@@ -20,6 +20,8 @@ import types
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.extending import intrinsic
 
 _jit = numba.njit(cache=True, error_model="numpy", nogil=True)
 if not {"NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY"} & set(os.environ):
@@ -548,19 +550,16 @@ def reciprocal_of_one_plus(values):
             values[i, j, k, m] = one / (one + values[i, j, k, m])
 
 
-@_PerSample
-def normalise_running(matrix, mean, var, weight, bias, layer_bias, eps, one, negate):
-    """Evaluation's BatchNorm written over the (M, C) matrix, with the running
-    statistics: per column s = 1 / sqrt(var + eps) * weight and
-    t = bias - (mean - layer_bias) * s (both negated with ``negate``), then
-    matrix = matrix * s + t. ``eps``, ``one`` (1) and every vector in the
-    matrix's dtype; a vector of size 0 is absent (no affine weight or bias, no
-    layer bias). The operations of ``batchnorm._normalisation`` and
-    ``scale_shift`` in their order, so the same bits, in one call instead of
-    a dozen small NumPy ones."""
-    rows, c = matrix.shape
-    scale = np.empty(c, dtype=matrix.dtype)
-    shift = np.empty(c, dtype=matrix.dtype)
+@_jit
+def _running_scale_shift(c, mean, var, weight, bias, layer_bias, eps, one, negate):
+    """Evaluation's BatchNorm as (scale, shift) per column, from the running
+    statistics: s = 1 / sqrt(var + eps) * weight and t = bias - (mean -
+    layer_bias) * s, both negated with ``negate``. ``eps``, ``one`` (1) and
+    every vector in the output's dtype; a vector of size 0 is absent (no affine
+    weight or bias, no layer bias). The operations of
+    ``batchnorm._normalisation`` in their order, so the same bits."""
+    scale = np.empty(c, dtype=mean.dtype)
+    shift = np.empty(c, dtype=mean.dtype)
     # One operation per loop: each vectorises (a loop with branches inside took
     # microseconds for 512 columns).
     for k in range(c):
@@ -584,9 +583,125 @@ def normalise_running(matrix, mean, var, weight, bias, layer_bias, eps, one, neg
         for k in range(c):
             scale[k] = -scale[k]
             shift[k] = -shift[k]
-    for r in numba.prange(rows):
-        for k in range(c):
+    return scale, shift
+
+
+@_PerSample
+def normalise_running(matrix, mean, var, weight, bias, layer_bias, eps, one, negate):
+    """Evaluation's BatchNorm written over the (M, C) matrix, with the running
+    statistics (``_running_scale_shift``): matrix = matrix * s + t, as
+    ``scale_shift``, so the same bits as the NumPy code, in one call instead of
+    a dozen small NumPy ones."""
+    scale, shift = _running_scale_shift(matrix.shape[1], mean, var, weight, bias, layer_bias,
+                                        eps, one, negate)
+    for r in numba.prange(matrix.shape[0]):
+        for k in range(matrix.shape[1]):
             matrix[r, k] = matrix[r, k] * scale[k] + shift[k]
+
+
+@intrinsic
+def _call_vml(typingctx, function, n, source, target, mode):
+    """Calls the C function at the address ``function``,
+    ``void f(int64 n, const T *source, T *target, int64 mode)``: a VML function
+    (``vector_math``), its array arguments given as addresses."""
+    def codegen(context, builder, signature, args):
+        int64, pointer = ir.IntType(64), ir.IntType(8).as_pointer()
+        kind = ir.FunctionType(ir.VoidType(), [int64, pointer, pointer, int64])
+        values = [context.cast(builder, value, numba_type, numba.int64)
+                  for value, numba_type in zip(args, signature.args)]
+        f = builder.inttoptr(values[0], kind.as_pointer())
+        builder.call(f, [values[1], builder.inttoptr(values[2], pointer),
+                         builder.inttoptr(values[3], pointer), values[4]])
+        return context.get_dummy_value()
+
+    return numba.void(function, n, source, target, mode), codegen
+
+
+@intrinsic
+def _call_int(typingctx, function, value):
+    """Calls the C function at the address ``function``, ``int f(int value)``
+    (MKL's ``MKL_Set_Num_Threads_Local``)."""
+    def codegen(context, builder, signature, args):
+        int32 = ir.IntType(32)
+        f = builder.inttoptr(context.cast(builder, args[0], signature.args[0], numba.int64),
+                             ir.FunctionType(int32, [int32]).as_pointer())
+        return builder.call(f, [context.cast(builder, args[1], signature.args[1], numba.int32)])
+
+    return numba.int32(function, value), codegen
+
+
+@_jit
+def _vml(source, target, function, threads_local, mode, sigmoid):
+    """target = f(source) (1-D contiguous pieces, which may be one) by the VML
+    function at the address ``function``, on the calling thread alone
+    (``threads_local``: MKL's per-thread thread count, held at 1 meanwhile: the
+    caller is one of a parallel loop's threads); with ``sigmoid`` (f the
+    exponential) then 1 / (1 + target), ``reciprocal_of_one_plus``'s
+    operations, while the piece is in this core's cache."""
+    if target.size == 0:
+        return
+    previous = _call_int(threads_local, 1)
+    _call_vml(function, target.size, source.ctypes.data, target.ctypes.data, mode)
+    _call_int(threads_local, previous)
+    if sigmoid:
+        one = target.dtype.type(1)
+        # From 0 over the piece's own size: indices LLVM knows are not negative,
+        # so the loop vectorises (over lo..hi of the whole array it did not).
+        for i in range(target.size):
+            target[i] = one / (one + target[i])
+
+
+@_jit
+def _negate(source, target):
+    """target = -source over 1-D pieces (indices from 0: the loop vectorises)."""
+    for i in range(target.size):
+        target[i] = -source[i]
+
+
+@_jit
+def _aligned_piece(k, pieces, size):
+    """``_piece`` with inner bounds on multiples of 64 values (whole cache lines: two
+    threads never write one line)."""
+    lo, hi = _piece(k, pieces, (size + 63) // 64)
+    return min(lo * 64, size), min(hi * 64, size)
+
+
+@_parallel_jit
+def normalise_running_activated(pieces, matrix, mean, var, weight, bias, layer_bias, eps, one,
+                                negate, function, threads_local, mode, sigmoid):
+    """``normalise_running`` on a C-contiguous (M, C) matrix, then the activation
+    by the VML function at ``function`` (``_vml``: tanh, or the
+    exponential then 1 / (1 + e) with ``sigmoid``), each core's block of rows
+    normalised and activated in one go while it is in that core's cache,
+    instead of a compiled pass on both cores and then VML's on both cores.
+    The same operations per value, so the same bits."""
+    rows, c = matrix.shape
+    scale, shift = _running_scale_shift(c, mean, var, weight, bias, layer_bias, eps, one, negate)
+    flat = matrix.reshape(rows * c)
+    for p in numba.prange(pieces):
+        lo, hi = _piece(p, pieces, rows)
+        for r in range(lo, hi):
+            for k in range(c):
+                matrix[r, k] = matrix[r, k] * scale[k] + shift[k]
+        piece = flat[lo * c:hi * c]
+        _vml(piece, piece, function, threads_local, mode, sigmoid)
+
+
+@_parallel_jit
+def sigmoid(pieces, source, target, negated, exp, threads_local, mode):
+    """target = 1 / (1 + e^-source) (e^source when ``negated``: source holds minus
+    the input) over 1-D arrays, which may be one: each core's piece negated,
+    exponentiated by VML (``_vml``) and finished while in its cache,
+    instead of three passes on both cores one after another. The operations of
+    NumPy's negative, VML's exp and ``reciprocal_of_one_plus``, so the same bits."""
+    for p in numba.prange(pieces):
+        lo, hi = _aligned_piece(p, pieces, target.size)
+        piece = target[lo:hi]
+        if negated:
+            _vml(source[lo:hi], piece, exp, threads_local, mode, True)
+        else:
+            _negate(source[lo:hi], piece)
+            _vml(piece, piece, exp, threads_local, mode, True)
 
 
 @_PerSample

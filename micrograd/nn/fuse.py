@@ -388,14 +388,10 @@ class _WithBatchNorm:
             return None
         y = self._product(x, weight)
         activation = self.activation
-        negate = type(activation) is Sigmoid
         normalise_in_place(y, stats["running_mean"].data, stats["running_var"].data,
-                           _array(affine["weight"]), _array(affine["bias"]), bn.eps, negate,
-                           _array(self._parameters["bias"]))
-        if negate:
-            functions.Sigmoid.values(y, y, negated=True)
-        elif activation is not None:
-            _IN_PLACE[type(activation)].values(y, y)
+                           _array(affine["weight"]), _array(affine["bias"]), bn.eps,
+                           layer_bias=_array(self._parameters["bias"]),
+                           activation=None if activation is None else _IN_PLACE[type(activation)])
         return Tensor._wrap(y)
 
     def _folded(self):
