@@ -227,11 +227,16 @@ def compare(net, impls, seconds, rounds):
 
 def profile(net, steps):
     """Where a micrograd step goes: each primitive's forward and backward time per
-    step (every Function subclass's methods wrapped with a timer), and the rest
-    (optimiser, Python). Prints one JSON line per network."""
+    step (every Function subclass's methods wrapped with a timer), its
+    ``values`` where a layer calls that without a graph node (evaluation under
+    no_grad), evaluation's BatchNorm written over a fused layer's output, and
+    the rest (optimiser, Python). Prints one JSON line per network."""
     import collections
+    import importlib
 
     from micrograd.engine.autograd import Function
+
+    fuse = importlib.import_module("micrograd.nn.fuse")  # micrograd.nn.fuse is the function
 
     def subclasses(cls):
         for sub in cls.__subclasses__():
@@ -241,33 +246,38 @@ def profile(net, steps):
     runner = MicrogradRunner(net)
     runner.run(3)
     totals = collections.defaultdict(float)
-    originals = []
-    depth = [0]  # a subclass calling its base's method (FlattenLinear -> Linear) counts once
+    depth = [0]  # a timed call inside another (FlattenLinear -> Linear) counts once
+
+    def timer(fn, key):
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            depth[0] += 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+                if depth[0] == 0:
+                    totals[key] += time.perf_counter() - start
+        return timed
+
+    targets = [(fuse, "normalise_in_place", "BatchNorm.normalise_in_place")]
     for cls in set(subclasses(Function)):
-        for method in ("forward", "backward"):
-            fn = cls.__dict__.get(method)
-            if fn is None:
-                continue
-
-            def timed(self, *args, _fn=fn, _key=f"{cls.__name__}.{method}", **kwargs):
-                start = time.perf_counter()
-                depth[0] += 1
-                try:
-                    return _fn(self, *args, **kwargs)
-                finally:
-                    depth[0] -= 1
-                    if depth[0] == 0:
-                        totals[_key] += time.perf_counter() - start
-
-            originals.append((cls, method, fn))
-            setattr(cls, method, timed)
+        targets += [(cls, method, f"{cls.__name__}.{method}")
+                    for method in ("forward", "backward", "values") if method in cls.__dict__]
+    originals = [(owner, name, owner.__dict__[name]) for owner, name, _ in targets]
+    for owner, name, key in targets:
+        original = owner.__dict__[name]
+        if isinstance(original, staticmethod):
+            setattr(owner, name, staticmethod(timer(original.__func__, key)))
+        else:
+            setattr(owner, name, timer(original, key))
     try:
         start = time.perf_counter()
         runner.run(steps)
         step_ms = (time.perf_counter() - start) / steps * 1e3
     finally:
-        for cls, method, fn in originals:
-            setattr(cls, method, fn)
+        for owner, name, original in originals:
+            setattr(owner, name, original)
     parts = {k: round(v / steps * 1e3, 2) for k, v in
              sorted(totals.items(), key=lambda kv: -kv[1]) if v / steps * 1e3 >= 0.01}
     parts["rest"] = round(step_ms - sum(totals.values()) / steps * 1e3, 2)
