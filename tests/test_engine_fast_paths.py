@@ -37,8 +37,8 @@ def seed_cnn():
 
 
 @pytest.mark.parametrize("in_channels, kwargs", [
-    (1, dict(kernel_size=3)),                       # transposed im2col (one channel)
-    (1, dict(kernel_size=3, stride=2, padding=1)),  # one channel, strided: transposed too
+    (1, dict(kernel_size=3)),                       # one channel: unfolded from NCHW
+    (1, dict(kernel_size=3, stride=2, padding=1)),  # one channel, strided and padded
     (3, dict(kernel_size=3, padding=1)),
     (3, dict(kernel_size=(2, 3), stride=(2, 1), bias=False)),
 ])

@@ -502,6 +502,41 @@ def test_per_sample_loops_give_the_same_bits_on_every_core(monkeypatch):
     assert used == set(per_sample)  # every one ran on every core
 
 
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=5, stride=2, padding=2),
+                                    dict(kernel_size=3, dilation=2, padding=(3, 1)),
+                                    dict(kernel_size=(2, 4), stride=(3, 1)),
+                                    dict(kernel_size=3, padding=5, bias=False)])
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("grad", [True, False])
+def test_compiled_nchw_im2col_builds_numpys_matrix(kwargs, channels, grad, monkeypatch):
+    """An image batch (NCHW, one to four channels) unfolded by the compiled loop
+    straight from the unpadded input, padding written as zeros (a padding wider
+    than the kernel's reach included): NumPy's matrix, so the same output and
+    weight gradient bits, kept for backward or built a piece at a time."""
+    pytest.importorskip("numba")
+    images = np.random.default_rng(0).standard_normal((4, channels, 11, 9))
+    monkeypatch.setattr(kernels, "MIN_BYTES", 0)
+    results, built = [], []
+    for backend in ("numpy", "numba"):
+        kernels.use(backend)
+        if backend == "numba":
+            loops = kernels.loops()
+            unfold = loops.nchw_im2col
+            monkeypatch.setattr(loops, "nchw_im2col", lambda *a: built.append(1) or unfold(*a))
+        mt.manual_seed(0)
+        conv = mn.Conv2d(channels, 5, **kwargs).double()
+        if grad:
+            y = conv(mt.Tensor(images))
+            (y * mt.Tensor(np.random.default_rng(1).standard_normal(y.shape))).sum().backward()
+            results.append([y.data] + [p.grad.data for p in conv.parameters()])
+        else:
+            with mt.no_grad():
+                results.append([conv(mt.Tensor(images)).data])
+    assert built
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("kwargs", [dict(padding=1), dict(stride=2, padding=2),
                                     dict(dilation=2, padding=1), dict(padding=(0, 2))])
 @pytest.mark.parametrize("grad", [True, False])

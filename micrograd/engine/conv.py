@@ -109,11 +109,20 @@ def _nchw_im2col(x, geometry, dilation, out_size, bias, start=0, stop=None):
     """The im2col matrix of samples start:stop of an NCHW-contiguous x (an input
     batch), columns ordered (c, i, j) as w.reshape(O, -1), built transposed: each
     (c, i, j) row is an (n, OH, OW) block copied with runs of OW values, where a
-    channels-last copy would move runs of kw*C (3 x 3 x 3: 9 values)."""
+    channels-last copy would move runs of kw*C (3 x 3 x 3: 9 values). With the
+    compiled loops, ``nchw_im2col`` copies from the unpadded x, samples on
+    both cores: a strided first layer's runs read every other value, which
+    NumPy's copy does one value at a time."""
     kh, kw, sh, sw, ph, pw = geometry
     dh, dw = dilation
     (oh, ow), x = out_size, x[start:stop]
     n, c, h, w = x.shape
+    k = c * kh * kw
+    cols_t = np.empty((k + 1 if bias else k, n * oh * ow), dtype=x.dtype)
+    loops = kernels.for_arrays(cols_t, x)
+    if loops is not None:  # no padded copy, samples on both cores
+        loops.nchw_im2col(x, cols_t, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, bias)
+        return cols_t.T
     if ph or pw:
         padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
         padded[:, :, ph:ph + h, pw:pw + w] = x
@@ -121,8 +130,6 @@ def _nchw_im2col(x, geometry, dilation, out_size, bias, start=0, stop=None):
     s0, s1, s2, s3 = x.strides
     windows = np.lib.stride_tricks.as_strided(
         x, (c, kh, kw, n, oh, ow), (s1, s2 * dh, s3 * dw, s0, s2 * sh, s3 * sw), writeable=False)
-    k = c * kh * kw
-    cols_t = np.empty((k + 1 if bias else k, n * oh * ow), dtype=x.dtype)
     cols_t[:k].reshape(c, kh, kw, n, oh, ow)[...] = windows
     if bias:
         cols_t[k] = 1
@@ -194,7 +201,7 @@ class Conv2d(Function):
         if crop is not None:
             oh, ow = min(oh, crop[0]), min(ow, crop[1])
         self.w, self.padded_shape, self.geometry = w, (n, hp, wp, c), geometry
-        self.nchw_cols = (x.flags.c_contiguous and 1 < c <= NCHW_IM2COL_MAX_CHANNELS
+        self.nchw_cols = (x.flags.c_contiguous and c <= NCHW_IM2COL_MAX_CHANNELS
                           and (kh, kw) != (1, 1))
         if self.nchw_cols:
             return self._forward_nchw(x, w, b, geometry, (oh, ow))

@@ -225,6 +225,54 @@ def im2col(x, cols, kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w, bias):
                     cols[r, col] = 1
 
 
+@_jit
+def _inside(size, stride, offset, bound):
+    """(lo, hi): the outputs o in [0, size) whose input o * stride + offset lies in
+    [0, bound) (a window tap that reads the image rather than its padding)."""
+    lo = 0 if offset >= 0 else min(size, (-offset + stride - 1) // stride)
+    hi = 0 if bound - offset <= 0 else min(size, (bound - 1 - offset) // stride + 1)
+    return lo, max(lo, hi)
+
+
+@_PerSample
+def nchw_im2col(x, cols_t, kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w, bias):
+    """The transposed im2col matrix of the unpadded NCHW-contiguous ``x``
+    (N, C, H, W) into ``cols_t`` (C*kh*kw [+ 1], N*OH*OW): rows (c, i, j), columns
+    (n, oh, ow), zero where a window reads the padding (so no padded copy of
+    x is made), and a last row of ones with ``bias``. Each row's run of OW
+    values reads every ``sw``-th input value of one image row: an input with
+    one to four channels (a batch of images), whose channels-last runs would
+    be C values long."""
+    n, c, h, w = x.shape
+    zero, one = cols_t.dtype.type(0), cols_t.dtype.type(1)
+    per_sample = out_h * out_w
+    for s in numba.prange(n):
+        first = s * per_sample
+        for k in range(c):
+            for i in range(kh):
+                ylo, yhi = _inside(out_h, sh, i * dh - ph, h)
+                for j in range(kw):
+                    row = cols_t[(k * kh + i) * kw + j, first:first + per_sample]
+                    xlo, xhi = _inside(out_w, sw, j * dw - pw, w)
+                    for oy in range(out_h):
+                        run = row[oy * out_w:(oy + 1) * out_w]
+                        if oy < ylo or oy >= yhi:
+                            for ox in range(out_w):
+                                run[ox] = zero
+                            continue
+                        image_row = x[s, k, oy * sh + i * dh - ph]
+                        for ox in range(xlo):
+                            run[ox] = zero
+                        for ox in range(xlo, xhi):
+                            run[ox] = image_row[ox * sw + j * dw - pw]
+                        for ox in range(xhi, out_w):
+                            run[ox] = zero
+        if bias:
+            ones = cols_t[c * kh * kw, first:first + per_sample]
+            for t in range(per_sample):
+                ones[t] = one
+
+
 @_PerSample
 def col2im_add(parts, gx, out_h, out_w, kh, kw, sh, sw, dh, dw):
     """Add the im2col-shaped gradient ``parts`` (rows (n, oh, ow), columns (i, j, c))
