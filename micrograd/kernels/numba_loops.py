@@ -1,9 +1,11 @@
 """Compiled loops (numba), in the order of their callers: the optimiser updates
-(optim/), the convolution's col2im (engine/conv.py), max pooling and ReLU +
-average pooling (engine/pooling.py, engine/conv.py), Tanh's and Sigmoid's
-backward (engine/functions.py), BatchNorm's statistics and BatchNorm +
-MaxPool2d (engine/batchnorm.py). Image arrays are channels-last (N, H, W, C)
-unless a loop says otherwise.
+(optim/), the convolution's im2col and col2im (engine/conv.py), max pooling
+and ReLU + average pooling (engine/pooling.py, engine/conv.py), Tanh's and
+Sigmoid's backward (engine/functions.py), BatchNorm's statistics and
+BatchNorm + MaxPool2d (engine/batchnorm.py), and the loops that call MKL's
+vector math on each of their threads (kernels/vector_math.py: evaluation's
+BatchNorm + tanh or sigmoid, the sigmoid). Image arrays are channels-last
+(N, H, W, C) unless a loop says otherwise.
 
 Each optimiser loop mirrors, operation for operation, the NumPy code of its
 optimiser in ``micrograd/optim``, whose docstrings give the formulas; the
