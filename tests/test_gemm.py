@@ -203,6 +203,20 @@ def test_vml_tanh_exp_and_sigmoid_match_numpy_keep_the_layout_and_the_limits(mkl
     assert vector_math.tanh(batch.astype(np.float16)) is None
 
 
+@pytest.fixture
+def loops():
+    """The compiled loops (skipped without numba), and the backend as it was after
+    the test, whichever the test chose."""
+    pytest.importorskip("numba")
+    from micrograd import kernels
+
+    chosen = os.environ.get("MICROGRAD_KERNELS", "").strip().lower()
+    before = "numpy" if chosen == "numpy" else "numba"
+    kernels.use("numba")
+    yield kernels
+    kernels.use(before)
+
+
 def _mkl_threads():
     """MKL's thread count for the calling thread."""
     import ctypes
@@ -212,15 +226,12 @@ def _mkl_threads():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("negated", [False, True])
 @pytest.mark.parametrize("layout", ["C", "channels_last", "in_place"])
-def test_sigmoid_per_core_gives_the_bits_of_its_three_passes(mkl, dtype, negated, layout):
+def test_sigmoid_per_core_gives_the_bits_of_its_three_passes(mkl, loops, dtype, negated,
+                                                            layout):
     """``vector_math.sigmoid``: each core negates, exponentiates (VML on that core
     alone) and finishes its own piece; the bits of VML's exp on both cores
     followed by NumPy's 1 + e and reciprocal, overflow and NaN included, the
     layout kept, and MKL's thread count left as it was on the calling thread."""
-    pytest.importorskip("numba")
-    from micrograd import kernels
-
-    kernels.use("numba")
     x = np.random.default_rng(4).standard_normal((6, 5, 7, 9)).astype(dtype) * 30
     x[0, 0, 0, :4] = [-np.inf, np.inf, np.nan, -1e4]
     if layout == "channels_last":
@@ -235,21 +246,21 @@ def test_sigmoid_per_core_gives_the_bits_of_its_three_passes(mkl, dtype, negated
     assert ours.strides == x.strides
     np.testing.assert_array_equal(ours, expected)
     assert _mkl_threads() == threads
-    kernels.use("numpy")
+    loops.use("numpy")
     assert vector_math.sigmoid(x) is None  # no loops: the engine's passes run
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("activation", ["Tanh", "Sigmoid", "ReLU"])
 @pytest.mark.parametrize("shape", [(300, 70), (4, 30, 5, 7)])
-def test_batch_norm_and_activation_per_core_give_the_bits_of_the_passes(mkl, dtype, activation,
-                                                                        shape, monkeypatch):
+def test_batch_norm_and_activation_per_core_give_the_bits_of_the_passes(mkl, loops, dtype,
+                                                                        activation, shape,
+                                                                        monkeypatch):
     """``normalise_in_place`` with an activation: with the loops and MKL each core
     normalises and activates its rows in one call
     (``normalise_running_activated``: tanh, or the sigmoid's exp and 1 / (1 + e)),
     giving the bits of NumPy's normalisation followed by the activation's own
     pass; a ReLU stays a pass of its own."""
-    pytest.importorskip("numba")
     from micrograd import kernels
     from micrograd.engine import functions
     from micrograd.engine.batchnorm import normalise_in_place

@@ -54,23 +54,33 @@ def _dense(a):
     return a.flags.c_contiguous or _in_memory_order(a).flags.c_contiguous
 
 
+def _sized(x):
+    """Whether VML takes an array of x's size: from ``MIN_SIZE``, and a count that
+    fits its int."""
+    return MIN_SIZE <= x.size < 1 << 31
+
+
+def _output(x, out):
+    """The array VML writes x's results into: ``out`` (x itself, or an array of x's
+    dtype and strides), or a new array like x when out is None; None when
+    ``out`` does not lie over memory as x does."""
+    if out is None:
+        return np.empty_like(x)  # the same memory order
+    if out is not x and (out.dtype != x.dtype or out.strides != x.strides):
+        return None
+    return out
+
+
 def _operands(x, name, out=None):
     """(VML function, x's address, ``out`` or a new array like x, its address),
     or None."""
-    if x.size < MIN_SIZE or x.size >= 1 << 31:
-        return None
-    fn = _vml(x.dtype, name)
-    if fn is None:
-        return None
-    if not _dense(x):
+    fn = _vml(x.dtype, name) if _sized(x) and _dense(x) else None
+    out = _output(x, out) if fn is not None else None
+    if out is None:
         return None
     if out is x:  # in place (a fused layer's fresh output): one address
         address = mkl.address(x)
         return fn, address, x, address
-    if out is None:
-        out = np.empty_like(x)  # the same memory order
-    if out.dtype != x.dtype or out.strides != x.strides:
-        return None
     return fn, mkl.address(x), out, mkl.address(out)
 
 
@@ -89,7 +99,7 @@ def for_loops(name, x):
     ``MKL_Set_Num_Threads_Local``, the mode) for a compiled loop that calls VML
     over x on each of its threads (``numba_loops._vml``), or None (no MKL, or
     x too small or of another dtype)."""
-    if x.size < MIN_SIZE or x.size >= 1 << 31:
+    if not _sized(x):
         return None
     key = (x.dtype, name, "for loops")
     if key not in _functions:
@@ -109,12 +119,11 @@ def sigmoid(x, out=None, negated=False):
     (``numba_loops.sigmoid``), where the exponential on both cores and then
     the compiled 1 / (1 + e) on both cores made the values cross between the
     cores' caches. The same operations, so the same bits."""
-    operands = _operands(x, "Exp", out)
-    loops = kernels.loops() if operands is not None else None
-    called = for_loops("Exp", x) if loops is not None else None
-    if called is None:
+    called = for_loops("Exp", x) if _dense(x) else None
+    loops = kernels.loops() if called is not None else None
+    out = _output(x, out) if loops is not None else None
+    if out is None:
         return None
-    out = operands[2]
     source, target = _in_memory_order(x).reshape(-1), _in_memory_order(out).reshape(-1)
     loops.sigmoid(loops.THREADS, source, target, negated, *called)
     return out
